@@ -1,0 +1,1 @@
+"""Atomic models: potentials from atom positions, XYZ files, atom tracing and evaluation."""
