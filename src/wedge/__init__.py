@@ -1,8 +1,35 @@
-"""wedge: electron tomography reconstruction on one geometry and projector core."""
+"""wedge: electron tomography reconstruction on one geometry and projector core.
 
+NumPy in, NumPy out: every public function also accepts torch tensors and returns them
+on their device. Conventions (axes, angles, centres, units) are in docs/conventions.md.
+"""
+
+from . import metrics, phantoms, projectors, simulate
+from .api import Reconstruction, reconstruct
 from .geometry import Geometry
+from .io import read_tiltseries, read_volume, write_tiltseries, write_volume
+from .methods import methods
+from .projectors import backproject, project
 from .tiltseries import AngleUnitWarning, TiltSeries
 
 __version__ = "0.1.0"
 
-__all__ = ["Geometry", "TiltSeries", "AngleUnitWarning", "__version__"]
+__all__ = [
+    "AngleUnitWarning",
+    "Geometry",
+    "Reconstruction",
+    "TiltSeries",
+    "backproject",
+    "methods",
+    "metrics",
+    "phantoms",
+    "project",
+    "projectors",
+    "read_tiltseries",
+    "read_volume",
+    "reconstruct",
+    "simulate",
+    "write_tiltseries",
+    "write_volume",
+    "__version__",
+]

@@ -1,0 +1,231 @@
+"""The iteration runner shared by every iterative method in wedge.
+
+An iterative method is an :class:`Iteration`: ``init(x0)`` makes a state (a dict of
+tensors, always holding the volume under ``"x"``) and ``step(state, k)`` advances it by
+one iteration. :func:`run` drives it and owns everything around the maths: progress
+bar, per-iteration history, callbacks that may stop the run, early stopping on the
+relative change, hold-out early stopping, checkpoints and resume.
+
+Hold-out (the INR paper's early stopping, usable by every method): a random fraction of
+detector pixels is withheld from the fit (their weight is zero in the algorithm's data
+term); their re-projection error is tracked and the run stops once it has risen for
+``patience`` iterations, returning the volume at its minimum.
+
+Checkpoints are written atomically every ``checkpoint_every`` iterations; ``run`` with
+the same ``checkpoint`` path resumes from it, and a resumed run gives the same volume as
+an uninterrupted one (the state holds everything the next step needs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from .projectors.base import Projector
+
+__all__ = ["Iteration", "RunOptions", "RunResult", "run", "Callback"]
+
+#: ``callback(record, x) -> bool | None``; returning True stops the run after this iteration.
+Callback = Callable[[dict[str, float], torch.Tensor], "bool | None"]
+
+
+class Iteration:
+    """Base class of an iterative algorithm on a projector ``op`` and data ``b``.
+
+    ``weight`` is a data-shaped tensor of 0/1 (or None): the pixels the algorithm may fit.
+    Subclasses set ``self.op``, ``self.data``, ``self.weight`` through this constructor and
+    implement :meth:`init` and :meth:`step`. A state may cache ``"ax"`` (= A x for the
+    state's ``"x"``) so that the runner's R-factor costs no extra projection.
+    """
+
+    def __init__(self, op: Projector, data: torch.Tensor, weight: torch.Tensor | None) -> None:
+        self.op = op
+        self.data = data
+        self.weight = weight
+
+    def init(self, x0: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def step(self, state: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+@dataclasses.dataclass
+class RunOptions:
+    """How to run an iterative method (independent of the method's own options).
+
+    Parameters
+    ----------
+    progress : bool
+        Show a progress bar.
+    tol : float or None
+        Stop when ‖x_k − x_{k−1}‖ / ‖x_k‖ falls below ``tol``.
+    holdout : float
+        Fraction of detector pixels withheld for hold-out early stopping (0 disables).
+    patience : int
+        Iterations of rising hold-out error tolerated before stopping.
+    checkpoint : path or None
+        Checkpoint file; an existing one is resumed from.
+    checkpoint_every : int
+        Iterations between checkpoints.
+    reference : array or None
+        Ground-truth volume; its metrics (Pearson, relative L2, PSNR, SSIM) join the history
+        every ``reference_every`` iterations.
+    reference_every : int
+    seed : int
+        Seed of the hold-out mask and any random ordering.
+    """
+
+    progress: bool = True
+    tol: float | None = None
+    holdout: float = 0.0
+    patience: int = 3
+    checkpoint: str | Path | None = None
+    checkpoint_every: int = 10
+    reference: Any = None
+    reference_every: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.holdout < 1.0:
+            raise ValueError(f"holdout must be a fraction in [0, 1), got {self.holdout}.")
+        if self.tol is not None and not self.tol > 0:
+            raise ValueError(f"tol must be positive, got {self.tol}.")
+        if self.checkpoint_every < 1 or self.patience < 1 or self.reference_every < 1:
+            raise ValueError("checkpoint_every, patience and reference_every must be ≥ 1.")
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What :func:`run` returns: the volume, the history, and why it stopped."""
+
+    x: torch.Tensor
+    history: list[dict[str, float]]
+    stopped: str
+    iterations: int
+
+
+def holdout_mask(shape: Sequence[int], fraction: float, seed: int, device: Any) -> torch.Tensor:
+    """A 0/1 float mask with ``fraction`` of its pixels set to 0 (withheld), seeded."""
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(tuple(shape), generator=g) >= fraction).to(device, torch.float32)
+
+
+def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    from .io import atomic_output
+
+    with atomic_output(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def run(
+    algorithm: Iteration,
+    x0: torch.Tensor,
+    iterations: int,
+    options: RunOptions | None = None,
+    callbacks: Sequence[Callback] = (),
+    *,
+    name: str = "",
+) -> RunResult:
+    """Run ``iterations`` iterations of ``algorithm`` from ``x0``.
+
+    History records, per iteration: ``iteration``, ``r_factor`` (RESIRE Eq. 10, on the
+    fitted pixels), ``residual_norm`` (‖W(Ax − b)‖), ``rel_change``, ``time_s``, and when
+    enabled ``holdout_error`` (relative L2 on withheld pixels) and the reference metrics.
+    """
+    from .metrics import compute_metrics
+
+    if iterations < 1:
+        raise ValueError(f"iterations must be a positive integer, got {iterations}.")
+    opts = options or RunOptions()
+    op, b, w = algorithm.op, algorithm.data, algorithm.weight
+    held = None if w is None else (1.0 - w)
+    ckpt = Path(opts.checkpoint) if opts.checkpoint is not None else None
+    reference = None
+    if opts.reference is not None:
+        reference = torch.as_tensor(opts.reference, dtype=torch.float32, device=x0.device)
+        if tuple(reference.shape) != tuple(x0.shape):
+            raise ValueError(
+                f"reference has shape {tuple(reference.shape)}, the volume {tuple(x0.shape)}."
+            )
+
+    start, history = 0, []
+    best: tuple[float, torch.Tensor | None, int] = (math.inf, None, 0)
+    if ckpt is not None and ckpt.exists():
+        payload = torch.load(ckpt, map_location=x0.device, weights_only=False)
+        state = payload["state"]
+        start, history = int(payload["iteration"]), list(payload["history"])
+        best = payload.get("best", best)
+    else:
+        state = algorithm.init(x0)
+
+    b_abs = float((b.abs() if w is None else (b * w).abs()).sum()) or 1.0
+    b_held = 0.0 if held is None else float(torch.linalg.vector_norm(b * held)) or 1.0
+    stopped, rising = "iterations", 0
+    bar = tqdm(
+        total=iterations,
+        initial=start,
+        desc=name or type(algorithm).__name__,
+        disable=not opts.progress,
+        leave=False,
+    )
+    t0 = time.perf_counter()
+    k = start
+    for k in range(start, iterations):
+        x_prev = state["x"]
+        state = algorithm.step(state, k)
+        x = state["x"]
+        ax = state.get("ax")
+        if ax is None:
+            ax = op.forward(x)
+        res = ax - b
+        fit = res if w is None else res * w
+        rec: dict[str, float] = {
+            "iteration": float(k + 1),
+            "r_factor": float(fit.abs().sum()) / b_abs,
+            "residual_norm": float(torch.linalg.vector_norm(fit)),
+            "rel_change": float(torch.linalg.vector_norm(x - x_prev))
+            / (float(torch.linalg.vector_norm(x)) or 1.0),
+            "time_s": time.perf_counter() - t0,
+        }
+        if held is not None:
+            rec["holdout_error"] = float(torch.linalg.vector_norm(res * held)) / b_held
+        if reference is not None and (k + 1) % opts.reference_every == 0:
+            rec.update(compute_metrics(x, reference))
+        history.append(rec)
+        bar.update(1)
+        bar.set_postfix(r=f"{rec['r_factor']:.4f}")
+        stop = False
+        for cb in callbacks:
+            stop = bool(cb(rec, x)) or stop
+        if held is not None:
+            if rec["holdout_error"] < best[0]:
+                best, rising = (rec["holdout_error"], x.detach().clone(), k + 1), 0
+            else:
+                rising += 1
+                if rising >= opts.patience:
+                    stopped = "holdout"
+                    stop = True
+        if opts.tol is not None and rec["rel_change"] < opts.tol:
+            stopped, stop = "tolerance", True
+        if stop and stopped == "iterations":
+            stopped = "callback"
+        done = stop or k + 1 == iterations
+        if ckpt is not None and ((k + 1) % opts.checkpoint_every == 0 or done):
+            _save_checkpoint(
+                ckpt, {"state": state, "iteration": k + 1, "history": history, "best": best}
+            )
+        if stop:
+            break
+    bar.close()
+    x = state["x"]
+    if stopped == "holdout" and best[1] is not None:
+        x = best[1]
+    return RunResult(x=x, history=history, stopped=stopped, iterations=len(history))
