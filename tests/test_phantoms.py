@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
-from scipy import ndimage
+from scipy import ndimage, special
 
+from conftest import shared_data
 from wedge.phantoms import PHANTOMS, ball, make_phantom, materials, shepp_logan_3d, vesicle
 
 
@@ -163,7 +165,14 @@ def test_vesicle_deterministic_and_seeded() -> None:
 
 def test_vesicle_membrane_is_where_documented() -> None:
     shape = (64, 64, 64)
-    vol = vesicle(shape, n_bodies=0, n_proteins=0, membrane_fwhm=2.0, membrane_value=0.35)
+    vol = vesicle(
+        shape,
+        semi_axes=(0.38, 0.40, 0.30),
+        n_bodies=0,
+        n_proteins=0,
+        membrane_fwhm=2.0,
+        membrane_value=0.35,
+    )
     c = (np.asarray(shape) - 1) / 2
     # hollow: nothing at the centre; the membrane peaks at 0.35 on every axis at the semi-axes
     assert vol[32, 32, 32] < 1e-6
@@ -186,13 +195,55 @@ def test_vesicle_inner_bodies_inside_and_separate() -> None:
     vol = vesicle((64, 64, 64), n_bodies=4, n_proteins=0, seed=1)
     c = 31.5
     z, y, x = np.ogrid[:64, :64, :64]
-    q = np.sqrt(((x - c) / 24.32) ** 2 + ((y - c) / 25.6) ** 2 + ((z - c) / 19.2) ** 2)
+    # the default membrane: semi-axes (0.36, 0.37, 0.17) × 64 along (x, y, z)
+    q = np.sqrt(((x - c) / 23.04) ** 2 + ((y - c) / 23.68) ** 2 + ((z - c) / 10.88) ** 2)
     inner = (vol > 0.2) & (q < 0.85)
     labels, n = ndimage.label(inner)
     assert n == 4
     # bodies are balls of radius >= 2.5 voxels: each holds at least 4/3 pi 2^3 voxels
     sizes = ndimage.sum_labels(np.ones_like(vol), labels, range(1, n + 1))
     assert sizes.min() > 4 / 3 * math.pi * 2.0**3
+
+
+def _extents(v: np.ndarray) -> np.ndarray:
+    m = v > 0.05 * v.max()
+    return np.array(
+        [
+            np.ptp(np.nonzero(m.any(axis=tuple(j for j in range(3) if j != i)))[0]) + 1
+            for i in range(3)
+        ],
+        dtype=np.float64,
+    )
+
+
+def test_vesicle_resembles_genfire_vesicle() -> None:
+    """Built like the 64³ vesicle of GENFIRE/RESIRE: same outline, hollow, mass on the shell."""
+    mrcfile = pytest.importorskip("mrcfile")
+    path = shared_data("vesicle-genfire", "vesicle.mrc")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the file has no machine stamp
+        with mrcfile.open(path, permissive=True) as f:
+            ref = np.asarray(f.data, dtype=np.float64).transpose(2, 1, 0)  # to (Z, Y, X)
+    ours = vesicle((64, 64, 64)).astype(np.float64)
+    e_ref, e_ours = _extents(ref), _extents(ours)
+    np.testing.assert_allclose(e_ours, e_ref, rtol=0.1)
+
+    def shell_fraction(v: np.ndarray, ext: np.ndarray) -> tuple[float, float]:
+        m = v > 0.05 * v.max()
+        c = np.array(np.nonzero(m)).mean(axis=1)
+        z, y, x = np.ogrid[:64, :64, :64]
+        q = np.sqrt(
+            ((z - c[0]) / (ext[0] / 2)) ** 2
+            + ((y - c[1]) / (ext[1] / 2)) ** 2
+            + ((x - c[2]) / (ext[2] / 2)) ** 2
+        )
+        return v[q < 0.7].sum() / v.sum(), v[(q > 0.8) & (q < 1.05)].sum() / v.sum()
+
+    inner_ref, shell_ref = shell_fraction(ref, e_ref)
+    inner_ours, shell_ours = shell_fraction(ours, e_ours)
+    # both are hollow shells: most of the mass sits in the outer shell, little inside
+    assert shell_ours > 0.5 and shell_ref > 0.5
+    assert inner_ours < 0.3 and inner_ref < 0.3
 
 
 def test_vesicle_bad_arguments() -> None:
@@ -224,12 +275,27 @@ def test_materials_atoms_are_separate_points_on_a_shell(seed: int) -> None:
     assert found == k  # point-like and separate: one blob per atom
 
 
-def test_materials_has_sharp_and_smooth_edges() -> None:
-    vol = materials((64, 64, 64)).astype(np.float64)
-    grad = np.sqrt(sum(g**2 for g in np.gradient(vol)))
-    # sharp: ball / pyramid edges jump by ~0.7-1 within a voxel
-    assert grad.max() > 0.3
-    # smooth: the logistic block (density 0.5, edge width 1.5) has intermediate values
-    # over several voxels; a binary phantom would not
-    mid = (vol > 0.1) & (vol < 0.4)
-    assert mid.sum() > 500
+def test_materials_block_edge_is_smooth_and_ball_edge_is_sharp() -> None:
+    n = 64
+    vol = materials((n, n, n)).astype(np.float64)
+    c0 = np.full(3, (n - 1) / 2)
+    # smooth: across a face of the block (centre at fractions (x, y, z) = (0.21, 0.20, -0.04),
+    # half-size 0.07 n along its local y, turned 25° about z) the density follows the
+    # blurred step 0.5 · erfc((t - a) / (√2 · 1.5)) / 2 (density 0.5, σ = 1.5 voxels)
+    centre = c0 + np.array([-0.04, 0.20, 0.21]) * n
+    a = 0.07 * n
+    t = np.linspace(a - 3.0, a + 4.0, 15)
+    ang = math.radians(25.0)
+    direction = np.array([0.0, math.cos(ang), -math.sin(ang)])  # local +y in (z, y, x)
+    pts = centre[:, None] + direction[:, None] * t[None, :]
+    sampled = ndimage.map_coordinates(vol, pts, order=1)
+    expected = 0.25 * special.erfc((t - a) / (math.sqrt(2.0) * 1.5))
+    # trilinear interpolation of this profile errs by at most max|f''|/8 ≈ 0.007 per axis
+    np.testing.assert_allclose(sampled, expected, atol=0.03)
+    # sharp: across the big ball's edge (radius 0.10 n, density 0.7) the density drops from
+    # 0.7 to 0 within two voxels
+    bc = np.rint(c0 + np.array([0.05, -0.18, -0.20]) * n).astype(int)
+    line = vol[bc[0], bc[1], bc[2] : bc[2] + 12]
+    partial = (line > 0.02) & (line < 0.68)
+    assert line[0] == pytest.approx(0.7) and line[-1] < 0.02
+    assert 1 <= partial.sum() <= 2

@@ -56,7 +56,10 @@ def as_tensor(
     if isinstance(x, torch.Tensor):
         t = x.to(device=device if device is not None else x.device, dtype=dtype)
     else:
-        t = torch.as_tensor(np.ascontiguousarray(x), dtype=dtype, device=device)
+        a = np.ascontiguousarray(x)
+        if not a.flags.writeable:  # torch cannot wrap read-only memory (e.g. memory maps)
+            a = a.copy()
+        t = torch.as_tensor(a, dtype=dtype, device=device)
     return t.contiguous()
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from scipy import special
 
 __all__ = [
     "PHANTOMS",
@@ -361,6 +362,7 @@ def shepp_logan_3d(
         if rendered is not None:
             box, occ = rendered
             vol[box] += level * occ
+    vol[np.abs(vol) < 1e-9] = 0.0  # exact zeros where levels cancel (e.g. 1 - 0.8 - 0.2)
     return vol.astype(np.float32)
 
 
@@ -397,8 +399,8 @@ def _pick_bodies(
 def vesicle(
     shape: Sequence[int] = (64, 64, 64),
     *,
-    semi_axes: Sequence[float] = (0.38, 0.40, 0.30),
-    membrane_fwhm: float = 2.0,
+    semi_axes: Sequence[float] = (0.36, 0.37, 0.17),
+    membrane_fwhm: float = 1.5,
     membrane_value: float = 0.35,
     n_bodies: int = 4,
     n_proteins: int = 8,
@@ -417,13 +419,15 @@ def vesicle(
         Array shape in voxels, at least 16 per axis.
     semi_axes : (ax, ay, az)
         Membrane semi-axes along x, y, z as fractions of nx, ny, nz. The default is
-        flattened along z (the beam), like a vesicle in thin ice.
+        flattened along z (the beam) about 2:1, like GENFIRE's vesicle (whose flat axis is
+        its array's last one, the beam axis once transposed to (Z, Y, X) as the RESIRE data
+        are) and like a vesicle in thin ice.
     membrane_fwhm : float
         Membrane thickness, voxels (full width at half maximum of its Gaussian profile).
     membrane_value : float
         Peak density of the membrane.
     n_bodies : int
-        Inner bodies: balls of radius 2.5–6 voxels (times min(shape)/64), density 0.45–0.9,
+        Inner bodies: balls of radius 2–5 voxels (times min(shape)/64), density 0.45–0.9,
         placed without overlap well inside the membrane (fewer if they do not fit).
     n_proteins : int
         Gaussian particles (σ = 1.2 voxels × min(shape)/64, peak 0.9) centred on the membrane.
@@ -467,7 +471,7 @@ def vesicle(
     # inner bodies: balls clear of the membrane
     if n_bodies:
         inner = semi_xyz - 1.5 * membrane_fwhm - 1.0
-        pos, rad = _pick_bodies(rng, int(n_bodies), (2.5 * s, 6.0 * s), np.maximum(inner, 1.0))
+        pos, rad = _pick_bodies(rng, int(n_bodies), (2.0 * s, 5.0 * s), np.maximum(inner, 1.0))
         dens = rng.uniform(0.45, 0.9, size=pos.shape[0])
         for p, r, d in zip(pos, rad, dens, strict=True):  # a handful of bodies
             rendered = _render_ellipsoid(shp, centre + p[::-1], (r, r, r), supersample=ss)
@@ -511,13 +515,27 @@ def _pyramid(
 def _soft_block(
     shp: Shape3, centre_zyx: np.ndarray, half_xyz: np.ndarray, rot: np.ndarray, edge: float
 ) -> np.ndarray:
-    """Box with smooth edges: the logistic ``1 / (1 + exp(f / w))`` of its signed distance."""
+    """Box with smooth edges: ``erfc(f / (√2 σ)) / 2`` of its signed distance f, σ = ``edge``.
+
+    Across each face this is the box convolved with a Gaussian of width σ (exactly so away
+    from edges and corners); it falls below 1e-9 beyond 6σ.
+    """
     normals = np.concatenate([rot.T, -rot.T])  # rows: ±local axes in the volume frame
     fn = _halfspace_fn(normals, np.concatenate([half_xyz, half_xyz]), centre_zyx)
     z, y, x = (np.arange(n, dtype=np.float64) for n in shp)
     f = fn(z[:, None, None], y[None, :, None], x[None, None, :])
-    # 1 / (1 + exp(f / edge)), cut to 0 beyond 15 edge widths (where it is below 3e-7)
-    return np.where(f < 15.0 * edge, 0.5 * (1.0 - np.tanh(f / (2.0 * edge))), 0.0)
+    return 0.5 * special.erfc(f / (math.sqrt(2.0) * edge))
+
+
+def _fibonacci_sphere(k: int, rng: np.random.Generator) -> np.ndarray:
+    """``k`` nearly evenly spread unit vectors (x, y, z): a Fibonacci lattice, randomly turned."""
+    i = np.arange(k) + 0.5
+    cos_t = 1.0 - 2.0 * i / k
+    phi = math.pi * (1.0 + math.sqrt(5.0)) * i
+    sin_t = np.sqrt(1.0 - cos_t**2)
+    pts = np.stack([sin_t * np.cos(phi), sin_t * np.sin(phi), cos_t], axis=1)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))  # a random orthogonal matrix
+    return pts @ q.T
 
 
 def materials(
@@ -536,8 +554,8 @@ def materials(
       densities 0.7 and 1.0;
     * a square pyramid (sharp faces and a sharp apex, high spatial frequencies), tilted
       30° about x, density 0.8;
-    * a block with smooth, logistic edges (width 1.5 voxels; low spatial frequencies),
-      rotated 25° about z, density 0.5;
+    * a block with smooth, Gaussian-blurred edges (σ = 1.5 voxels; low spatial
+      frequencies), rotated 25° about z, density 0.5;
     * a "sea mine": a ball of density 0.4 and radius 0.07 × min(shape) surrounded by
       ``n_atoms`` point-like atoms (Gaussians, σ = 0.7 voxel, peak 1) spread evenly over a
       thin spherical shell of radius 0.13 × min(shape) (a Fibonacci lattice, randomly
@@ -578,43 +596,18 @@ def materials(
     semi = 0.45 * np.array([shp[2], shp[1], shp[0]], dtype=np.float64)
     vol = 0.25 * _gaussian_shell(shp, c0, semi, 1.5)
 
-    _paint_max(
-        vol,
-        _render_ellipsoid(shp, at(-0.20, -0.18, 0.05), (0.10 * m,) * 3, None, (1, 1, 1), ss),
-        0.7,
-    )
-    _paint_max(
-        vol,
-        _render_ellipsoid(shp, at(-0.02, 0.02, -0.17), (0.05 * m,) * 3, None, (1, 1, 1), ss),
-        1.0,
-    )
-    _paint_max(
-        vol,
-        _pyramid(shp, at(-0.17, 0.21, 0.0), 0.10 * m, 0.20 * m, _rotation_xyz((1, 0, 0), 30.0), ss),
-        0.8,
-    )
-    np.maximum(
-        vol,
-        0.5
-        * _soft_block(
-            shp,
-            at(0.21, 0.20, -0.04),
-            np.array([0.10, 0.07, 0.11]) * m,
-            _rotation_xyz((0, 0, 1), 25.0),
-            1.5,
-        ),
-        out=vol,
-    )
+    balls = ((at(-0.20, -0.18, 0.05), 0.10, 0.7), (at(-0.02, 0.02, -0.17), 0.05, 1.0))
+    for centre, radius, density in balls:  # two objects
+        _paint_max(vol, _render_ellipsoid(shp, centre, (radius * m,) * 3, supersample=ss), density)
+    tilt = _rotation_xyz((1, 0, 0), 30.0)
+    _paint_max(vol, _pyramid(shp, at(-0.17, 0.21, 0.0), 0.10 * m, 0.20 * m, tilt, ss), 0.8)
+    half = np.array([0.10, 0.07, 0.11]) * m
+    block = _soft_block(shp, at(0.21, 0.20, -0.04), half, _rotation_xyz((0, 0, 1), 25.0), 1.5)
+    np.maximum(vol, 0.5 * block, out=vol)
     mine = at(0.16, -0.16, 0.02)
-    _paint_max(vol, _render_ellipsoid(shp, mine, (0.07 * m,) * 3, None, (1, 1, 1), ss), 0.4)
+    _paint_max(vol, _render_ellipsoid(shp, mine, (0.07 * m,) * 3, supersample=ss), 0.4)
     if k:
-        i = np.arange(k) + 0.5
-        cos_t = 1.0 - 2.0 * i / k
-        phi = math.pi * (1.0 + math.sqrt(5.0)) * i
-        sin_t = np.sqrt(1.0 - cos_t**2)
-        pts = np.stack([sin_t * np.cos(phi), sin_t * np.sin(phi), cos_t], axis=1)
-        q, _ = np.linalg.qr(rng.normal(size=(3, 3)))  # random orientation of the lattice
-        xyz = (pts @ q.T) * (0.13 * m)
+        xyz = _fibonacci_sphere(k, rng) * (0.13 * m)
         atoms = _splat_gaussians(shp, mine[None, :] + xyz[:, ::-1], 0.7, np.ones(k))
         np.maximum(vol, atoms, out=vol)
     return np.clip(vol, 0.0, 1.0).astype(np.float32)

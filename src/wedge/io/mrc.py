@@ -139,6 +139,21 @@ def _content(mrc: mrcfile.mrcfile.MrcFile, header_only: bool, permissive: bool) 
     )
 
 
+class _Truncated(Exception):
+    pass
+
+
+def _check_size(path: Path, nsymbt: int, content: MrcContent) -> None:
+    """A header-only read cannot see a truncated data block: compare the file size."""
+    expected = 1024 + nsymbt + int(np.prod(content.shape)) * content.dtype.itemsize
+    actual = path.stat().st_size
+    if actual < expected:
+        raise _Truncated(
+            f"{path} is truncated ({actual} bytes, the header promises {expected}); check "
+            "that it was fully copied or written."
+        )
+
+
 def read_mrc(path: Path, *, header_only: bool = False) -> MrcContent:
     """Read an MRC file, strictly if possible, else permissively if its data is complete.
 
@@ -152,7 +167,13 @@ def read_mrc(path: Path, *, header_only: bool = False) -> MrcContent:
         raise FileNotFoundError(f"{path} does not exist.")
     try:
         with mrcfile.open(path, mode="r", permissive=False, header_only=header_only) as mrc:
-            return _content(mrc, header_only, permissive=False)
+            content = _content(mrc, header_only, permissive=False)
+            nsymbt = int(mrc.header.nsymbt)
+        if header_only:
+            _check_size(path, nsymbt, content)
+        return content
+    except _Truncated as err:
+        raise ValueError(str(err)) from None
     except ValueError as strict_error:
         reason = str(strict_error).rstrip(".")
     problems: list[str] = []
@@ -163,7 +184,12 @@ def read_mrc(path: Path, *, header_only: bool = False) -> MrcContent:
                 problems = [str(w.message).rstrip(".") for w in caught]
                 ok = header_only or mrc.data is not None
                 if ok and mrc.extended_header is not None:
-                    return _content(mrc, header_only, permissive=True)
+                    content = _content(mrc, header_only, permissive=True)
+                    if header_only:
+                        _check_size(path, int(mrc.header.nsymbt), content)
+                    return content
+    except _Truncated as err:
+        raise ValueError(str(err)) from None
     except (ValueError, OSError, MemoryError, TypeError) as err:
         problems.append(str(err).rstrip("."))
     fatal = [p for p in problems if "Map ID" not in p and "machine stamp" not in p.lower()]

@@ -54,7 +54,8 @@ def fourier_slice_project(
 ) -> torch.Tensor:
     """Projections of ``x`` (Z, Y, X) by the Fourier slice theorem; differentiable.
 
-    ``matrices`` (n, 3, 3) and ``shifts`` (n, 2) as in :func:`wedge.projectors.general.project_rays`.
+    ``matrices`` (n, 3, 3) and ``shifts`` (n, 2) as in
+    :func:`wedge.projectors.general.project_rays`.
     """
     spec = centred_spectrum(x, oversampling)
     mz, my, mx = spec.shape
@@ -65,7 +66,10 @@ def fourier_slice_project(
     fv = torch.fft.fftfreq(pv, device=dev, dtype=dt)
     r = matrices.to(dt)
     # 3D frequency (fx, fy, fz) of each detector frequency: Rᵀ (fu, fv, 0)
-    f3 = fu[None, None, :, None] * r[:, None, None, 0] + fv[None, :, None, None] * r[:, None, None, 1]
+    f3 = (
+        fu[None, None, :, None] * r[:, None, None, 0]
+        + fv[None, :, None, None] * r[:, None, None, 1]
+    )
     size = f3.new_tensor([mx, my, mz])
     # index of frequency f on a shifted grid of size m is f·m + m//2; align_corners=False
     idx = f3 * size + torch.div(size, 2, rounding_mode="floor")

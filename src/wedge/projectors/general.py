@@ -108,9 +108,7 @@ class RayProjector3D(Projector):
         self.shifts = None if sh is None else torch.tensor(sh, dtype=torch.float32).to(self.device)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        return project_rays(
-            x, self.matrices, self.shifts, self.geometry.detector_shape, self.step
-        )
+        return project_rays(x, self.matrices, self.shifts, self.geometry.detector_shape, self.step)
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         # one image at a time keeps autograd's saved sampling grids to one image's worth
