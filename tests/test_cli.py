@@ -105,3 +105,20 @@ def test_console_script_runs_as_a_subprocess(tmp_path):
     )
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and r.stderr.startswith("wedge: error:")
+
+
+def test_simulate_hrtem_from_xyz(tmp_path, capsys):
+    xyz = tmp_path / "tiny.xyz"
+    xyz.write_text("3\ntiny\nAu 0 0 0\nAu 2.0 0 0\nC 0 2.0 1.0\n")
+    out = tmp_path / "hr"
+    code, stdout, err = _run(
+        capsys, "simulate", "--hrtem", "--phantom", str(xyz), "--tilt-range", "-20", "20",
+        "--step", "20", "--defocus", "0", "100", "--pixel-size", "0.5", "-o", str(out),
+    )  # fmt: skip
+    assert code == 0, err
+    with mrcfile.open(out / "images.mrc", permissive=True) as m:
+        assert m.data.shape[0] == 3 * 2  # tilts × defocus values
+    assert np.loadtxt(out / "angles.tlt").size == 3
+    # without --hrtem an atomic model is refused with a one-line error
+    code, _, err = _run(capsys, "simulate", "--phantom", str(xyz), "-o", str(out))
+    assert code == 2 and "--hrtem" in err

@@ -66,7 +66,10 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     from .simulate import SimulationOptions, save_simulation, simulate_tiltseries
 
     if args.hrtem:
-        raise UsageError("HRTEM simulation is not wired into this command yet; use the Python API.")
+        _simulate_hrtem(args)
+        return
+    if args.phantom.endswith(".xyz"):
+        raise UsageError("an atomic model (.xyz) needs --hrtem (multislice HRTEM simulation).")
     n = args.size
     volume = make_phantom(args.phantom, (args.thickness or n, n, n))
     opts = SimulationOptions(
@@ -83,6 +86,27 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     paths = save_simulation(result, args.output, stem=args.stem)
     for label, p in paths.items():
         print(f"{label:>8}: {p}")
+
+
+def _simulate_hrtem(args: argparse.Namespace) -> None:
+    from .hrtem import hrtem_tilt_series, write_hrtem_series
+    from .optics import Microscope
+
+    if not args.phantom.endswith(".xyz"):
+        raise UsageError("--hrtem needs an atomic model: --phantom MODEL.xyz.")
+    mic = Microscope(energy=args.energy * 1e3, cs=args.cs * 1e7)
+    series = hrtem_tilt_series(
+        args.phantom,
+        tilt_range=(args.tilt_range[0], args.tilt_range[1]),
+        tilt_step=args.step,
+        defocus=args.defocus,
+        microscope=mic,
+        voxel_size=args.pixel_size,
+        dose=args.dose,
+        seed=args.seed,
+    )
+    for p in write_hrtem_series(series, args.output):
+        print(p)
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> None:
@@ -161,7 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_methods)
 
     s = sub.add_parser("simulate", help="phantom → MRC tilt series + .tlt + truth volume")
-    s.add_argument("--phantom", default="vesicle", help="shepp-logan, vesicle or materials")
+    s.add_argument(
+        "--phantom",
+        default="vesicle",
+        help="shepp-logan, vesicle, materials, or an .xyz atomic model (with --hrtem)",
+    )
     s.add_argument("--size", type=int, default=64, help="phantom Y and X size in voxels")
     s.add_argument("--thickness", type=int, default=None, help="phantom Z size (default: size)")
     s.add_argument(
@@ -175,7 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pixel-size", type=float, default=1.0, help="Å")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--stem", default="sim", help="file name stem")
-    s.add_argument("--hrtem", action="store_true", help="HRTEM tilt/focal series (multislice)")
+    s.add_argument(
+        "--hrtem", action="store_true", help="HRTEM tilt + focal series of --phantom MODEL.xyz"
+    )
+    s.add_argument(
+        "--defocus", type=float, nargs="+", default=[0.0], help="HRTEM defocus values, Å"
+    )
+    s.add_argument("--energy", type=float, default=300.0, help="HRTEM beam energy, keV")
+    s.add_argument("--cs", type=float, default=0.0, help="HRTEM spherical aberration, mm")
     s.add_argument("-o", "--output", required=True, help="output directory")
     s.set_defaults(func=cmd_simulate)
 

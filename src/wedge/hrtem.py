@@ -52,7 +52,8 @@ class HRTEMSeries:
 
 
 def tilt_angles(
-    tilt_range: tuple[float, float] = (-60.0, 60.0), step: float = 3.0,
+    tilt_range: tuple[float, float] = (-60.0, 60.0),
+    step: float = 3.0,
     missing_wedge: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Tilt angles (degrees) from ``tilt_range[0]`` to ``tilt_range[1]`` inclusive in ``step``;
@@ -70,8 +71,15 @@ def _slabs_atoms(model: AtomicModel, euler: np.ndarray, shape, d, n_bin, sigma_t
     r = euler_to_matrix(torch.deg2rad(torch.as_tensor(euler, dtype=torch.float64))).numpy()
     pos = model.positions @ r.T
     ns = -(-shape[0] // n_bin)
-    return slice_potentials(torch.as_tensor(pos), model.numbers, (ns, shape[1], shape[2]), d,
-                            n_bin * d, thermal_sigma=sigma_th, device=dev)
+    return slice_potentials(
+        torch.as_tensor(pos),
+        model.numbers,
+        (ns, shape[1], shape[2]),
+        d,
+        n_bin * d,
+        thermal_sigma=sigma_th,
+        device=dev,
+    )
 
 
 def hrtem_tilt_series(
@@ -115,8 +123,11 @@ def hrtem_tilt_series(
     mic = microscope or Microscope()
     if not (np.isfinite(voxel_size) and voxel_size > 0):
         raise ValueError(f"voxel_size must be a positive number of Å, got {voxel_size}.")
-    ang = tilt_angles(tilt_range, tilt_step, missing_wedge) if angles is None else np.atleast_1d(
-        np.asarray(angles, dtype=np.float64))
+    ang = (
+        tilt_angles(tilt_range, tilt_step, missing_wedge)
+        if angles is None
+        else np.atleast_1d(np.asarray(angles, dtype=np.float64))
+    )
     if ang.size == 0 or not np.all(np.isfinite(ang)):
         raise ValueError("no finite tilt angles to simulate; check angles / tilt_range.")
     df = np.atleast_1d(np.asarray(defocus, dtype=np.float64))
@@ -138,8 +149,9 @@ def hrtem_tilt_series(
             ext = 2 * np.abs(model.positions).max() + 10.0 if len(model) else 10.0
             n = int(np.ceil(ext / d))
             shape = (n, n, n)
-        truth = potential_volume(model.positions, model.numbers, shape, d,
-                                 thermal_sigma=thermal_sigma, device=dev)
+        truth = potential_volume(
+            model.positions, model.numbers, shape, d, thermal_sigma=thermal_sigma, device=dev
+        )
     else:
         truth = np.asarray(specimen, dtype=np.float32)
         if truth.ndim != 3:
@@ -166,12 +178,24 @@ def hrtem_tilt_series(
         acc = torch.zeros((df.size, shape[1], shape[2]), dtype=torch.float64, device=dev)
         for ty, wy in zip(t_nodes, t_w, strict=True):
             for tx, wx in zip(t_nodes, t_w, strict=True):
-                prop, h = _setup(tuple(shape[1:]), shape[0], d, df_all, mic, opts, dev,
-                                 tilt=(float(ty), float(tx)))
+                prop, h = _setup(
+                    tuple(shape[1:]),
+                    shape[0],
+                    d,
+                    df_all,
+                    mic,
+                    opts,
+                    dev,
+                    tilt=(float(ty), float(tx)),
+                )
                 with torch.no_grad():
-                    img = _Multislice.apply(slabs.float(), psi0, prop, h, mic.sigma, 0.0, 1)
+                    img = _Multislice.apply(
+                        slabs.float(), psi0, prop, h, mic.sigma, 0.0, len(slabs) + 1
+                    )
                 img = img.reshape(df.size, f_w.size, *shape[1:]).double()
-                acc += wy * wx * (img * torch.as_tensor(f_w, device=dev)[None, :, None, None]).sum(1)
+                acc += (
+                    wy * wx * (img * torch.as_tensor(f_w, device=dev)[None, :, None, None]).sum(1)
+                )
         images[i] = acc.cpu().numpy()
     per_image = None
     if dose is not None:
@@ -179,8 +203,9 @@ def hrtem_tilt_series(
         rng = np.random.default_rng(seed)
         expected = per_image * d * d
         images = (rng.poisson(np.clip(images, 0, None) * expected) / expected).astype(np.float32)
-    return HRTEMSeries(images, ang, euler, df, np.asarray(truth, dtype=np.float32), d, per_image,
-                       mic)
+    return HRTEMSeries(
+        images, ang, euler, df, np.asarray(truth, dtype=np.float32), d, per_image, mic
+    )
 
 
 def write_hrtem_series(series: HRTEMSeries, out_dir: str | os.PathLike) -> list[Path]:
@@ -213,9 +238,14 @@ def write_hrtem_series(series: HRTEMSeries, out_dir: str | os.PathLike) -> list[
     _mrc("truth_potential.mrc", series.truth)
     (out / "angles.tlt").write_text("".join(f"{a:.4f}\n" for a in series.angles))
     (out / "defocus.txt").write_text("".join(f"{f:.4f}\n" for f in series.defocus))
-    meta = {"pixel_size_A": series.pixel_size, "dose_per_image_e_per_A2": series.dose,
-            "n_tilts": n_t, "n_defocus": n_d, "image_order": "tilt-major",
-            "microscope": dataclasses.asdict(series.microscope)}
+    meta = {
+        "pixel_size_A": series.pixel_size,
+        "dose_per_image_e_per_A2": series.dose,
+        "n_tilts": n_t,
+        "n_defocus": n_d,
+        "image_order": "tilt-major",
+        "microscope": dataclasses.asdict(series.microscope),
+    }
     (out / "hrtem.json").write_text(json.dumps(meta, indent=2))
     files += [out / "angles.tlt", out / "defocus.txt", out / "hrtem.json"]
     return files

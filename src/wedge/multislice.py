@@ -45,6 +45,7 @@ __all__ = [
     "multislice_intensity",
     "multislice_images",
     "multislice_gradient",
+    "slab_images",
 ]
 
 
@@ -89,7 +90,9 @@ class MultisliceOptions:
         if self.defocus_reference not in ("exit", "center"):
             raise ValueError("defocus_reference must be 'exit' or 'center'.")
         if self.checkpoint is not None and self.checkpoint < 1:
-            raise ValueError(f"checkpoint must be a positive integer or None, got {self.checkpoint}.")
+            raise ValueError(
+                f"checkpoint must be a positive integer or None, got {self.checkpoint}."
+            )
 
 
 # ---------------------------------------------------------------------------- geometry
@@ -108,7 +111,9 @@ def rotate_volume(volume: Any, euler_deg: Any) -> torch.Tensor:
     v = v.to(torch.float32) if not v.is_floating_point() else v
     e = torch.as_tensor(euler_deg, dtype=torch.float64, device=v.device)
     if e.shape != (3,):
-        raise ValueError(f"euler_deg must be (phi, theta, psi) in degrees, got shape {tuple(e.shape)}.")
+        raise ValueError(
+            f"euler_deg must be (phi, theta, psi) in degrees, got shape {tuple(e.shape)}."
+        )
     rt = euler_to_matrix(torch.deg2rad(e)).T.to(v.dtype)  # R^T: output -> input coordinates
     nz, ny, nx = v.shape
     dev = v.device
@@ -127,7 +132,7 @@ def rotate_volume(volume: Any, euler_deg: Any) -> torch.Tensor:
 
 
 def bin_slices(volume: torch.Tensor, n_bin: int) -> torch.Tensor:
-    """Ren's binning B_{N_B} (eq. A.11): sum groups of ``n_bin`` z-slices; last group may be short."""
+    """Ren's binning B_{N_B} (eq. A.11): sum groups of ``n_bin`` z-slices (last may be short)."""
     nz = volume.shape[0]
     n_out = -(-nz // n_bin)
     pad = n_out * n_bin - nz
@@ -174,7 +179,9 @@ def propagator(
 def propagate(wave: Any, kernel: torch.Tensor) -> torch.Tensor:
     """F⁻¹[kernel · F wave] over the last two axes."""
     w = wave if isinstance(wave, torch.Tensor) else torch.as_tensor(wave)
-    return torch.fft.ifft2(torch.fft.fft2(w) * kernel.to(w.dtype if w.is_complex() else torch.complex64))
+    return torch.fft.ifft2(
+        torch.fft.fft2(w) * kernel.to(w.dtype if w.is_complex() else torch.complex64)
+    )
 
 
 # ---------------------------------------------------------------------------- core
@@ -184,7 +191,11 @@ def _transmission(w: torch.Tensor, sigma: float, kappa: float) -> torch.Tensor:
 
 
 def _forward_waves(
-    slabs: torch.Tensor, psi0: torch.Tensor, prop: torch.Tensor, sigma: float, kappa: float,
+    slabs: torch.Tensor,
+    psi0: torch.Tensor,
+    prop: torch.Tensor,
+    sigma: float,
+    kappa: float,
     keep: int | None,
 ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
     """Ren Algorithm 1 lines 1-5; returns the exit wave and the stored input waves ψ_m."""
@@ -247,8 +258,14 @@ def _slabs_from_volume(
 
 
 def _setup(
-    shape_yx: tuple[int, int], n_z: int, voxel_size: float, defocus: Any, microscope: Microscope,
-    options: MultisliceOptions, device: torch.device, tilt: tuple[float, float] = (0.0, 0.0),
+    shape_yx: tuple[int, int],
+    n_z: int,
+    voxel_size: float,
+    defocus: Any,
+    microscope: Microscope,
+    options: MultisliceOptions,
+    device: torch.device,
+    tilt: tuple[float, float] = (0.0, 0.0),
     envelopes: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     lam = wavelength(microscope.energy)
@@ -259,16 +276,25 @@ def _setup(
         raise ValueError("defocus must be a finite number or a 1-D list of numbers (Å).")
     if options.defocus_reference == "center":
         df = df + thick / 2
-    prop = propagator(shape_yx, voxel_size, dz, lam, band_limit=options.band_limit, tilt=tilt,
-                      device=device)
-    h = transfer_function(shape_yx, voxel_size, df, microscope, envelopes=envelopes, tilt=tilt,
-                          device=device)
+    prop = propagator(
+        shape_yx, voxel_size, dz, lam, band_limit=options.band_limit, tilt=tilt, device=device
+    )
+    h = transfer_function(
+        shape_yx, voxel_size, df, microscope, envelopes=envelopes, tilt=tilt, device=device
+    )
     if options.mode == "multislice" and options.n_bin * voxel_size > 0:
         last = n_z - (-(-n_z // options.n_bin) - 1) * options.n_bin  # short last slab
         if last != options.n_bin:
             # the short last slab propagates less: fold the difference into the defocus
-            extra = propagator(shape_yx, voxel_size, (last - options.n_bin) * voxel_size, lam,
-                               band_limit=1.0, tilt=tilt, device=device)
+            extra = propagator(
+                shape_yx,
+                voxel_size,
+                (last - options.n_bin) * voxel_size,
+                lam,
+                band_limit=1.0,
+                tilt=tilt,
+                device=device,
+            )
             h = h * extra
     return prop.to(torch.complex64), h.to(torch.complex64)
 
@@ -300,8 +326,17 @@ def multislice_intensity(
     opts = options or MultisliceOptions()
     _check_volume(volume, voxel_size)
     dev = volume.device
-    prop, h = _setup(tuple(volume.shape[1:]), volume.shape[0], voxel_size, defocus, microscope,
-                     opts, dev, tilt, envelopes)
+    prop, h = _setup(
+        tuple(volume.shape[1:]),
+        volume.shape[0],
+        voxel_size,
+        defocus,
+        microscope,
+        opts,
+        dev,
+        tilt,
+        envelopes,
+    )
     slabs = _slabs_from_volume(volume.to(torch.float32), voxel_size, euler, opts)
     psi0 = torch.ones(volume.shape[1:], dtype=torch.complex64, device=dev)
     keep = opts.checkpoint
@@ -309,8 +344,13 @@ def multislice_intensity(
 
 
 def exit_wave(
-    volume: Any, voxel_size: float, microscope: Microscope, *, euler: Any = None,
-    options: MultisliceOptions | None = None, device: Any = None,
+    volume: Any,
+    voxel_size: float,
+    microscope: Microscope,
+    *,
+    euler: Any = None,
+    options: MultisliceOptions | None = None,
+    device: Any = None,
 ) -> Any:
     """Exit wave (Y, X) complex64 at the bottom of the box for a (Z, Y, X) volume in V."""
     opts = options or MultisliceOptions()
@@ -321,7 +361,9 @@ def exit_wave(
     slabs = _slabs_from_volume(v, voxel_size, euler, opts)
     psi0 = torch.ones(v.shape[1:], dtype=torch.complex64, device=dev)
     with torch.no_grad():
-        psi, _ = _forward_waves(slabs, psi0, prop, microscope.sigma, opts.absorption, 1)
+        psi, _ = _forward_waves(
+            slabs, psi0, prop, microscope.sigma, opts.absorption, len(slabs) + 1
+        )
     return psi if isinstance(volume, torch.Tensor) else psi.cpu().numpy()
 
 
@@ -353,9 +395,12 @@ def multislice_images(
     _check_volume(volume, voxel_size)
     dev = resolve_device(device, volume)
     v = as_tensor(volume, dev)
+    # no gradient here: keep only the first wave (checkpoint beyond the last slab)
+    opts = dataclasses.replace(options or MultisliceOptions(), checkpoint=v.shape[0] + 1)
     with torch.no_grad():
-        out = multislice_intensity(v, voxel_size, defocus, microscope, euler=euler,
-                                   options=options, envelopes=envelopes)
+        out = multislice_intensity(
+            v, voxel_size, defocus, microscope, euler=euler, options=opts, envelopes=envelopes
+        )
     return to_output(out, volume)
 
 
@@ -383,8 +428,8 @@ def multislice_gradient(
     if tuple(meas.shape) != (df.size, *tuple(volume.shape[1:])):
         raise ValueError(
             f"measured has shape {tuple(meas.shape)} but {df.size} defocus value(s) and a "
-            f"{tuple(volume.shape[1:])} image need ({df.size}, {volume.shape[1]}, {volume.shape[2]});"
-            " pass one defocus per image."
+            f"{tuple(volume.shape[1:])} image need "
+            f"({df.size}, {volume.shape[1]}, {volume.shape[2]}); pass one defocus per image."
         )
     dev = resolve_device(device, volume)
     v = as_tensor(volume, dev).requires_grad_(True)
@@ -397,4 +442,50 @@ def multislice_gradient(
     else:
         raise ValueError(f"loss must be 'amplitude' or 'intensity', got {loss!r}.")
     (g,) = torch.autograd.grad(val, v)
-    return float(val), to_output(g, volume)
+    return float(val.detach()), to_output(g, volume)
+
+
+def slab_images(
+    slabs: Any,
+    pixel_size: float,
+    slice_thickness: float,
+    defocus: Any,
+    microscope: Microscope,
+    *,
+    band_limit: float = 2.0 / 3.0,
+    tilt: tuple[float, float] = (0.0, 0.0),
+    envelopes: bool = False,
+    return_exit_wave: bool = False,
+    device: Any = None,
+) -> Any:
+    """Images (k, Y, X) from precomputed slab projected potentials (S, Y, X) in V·Å.
+
+    For slabs from :func:`wedge.atoms.potential.slice_potentials` (each Δz =
+    ``slice_thickness`` thick): transmit, propagate Δz, per slab; then H per defocus (from
+    the exit plane). ``return_exit_wave=True`` returns the exit wave (Y, X) instead.
+    """
+    if not (np.isfinite(slice_thickness) and slice_thickness > 0):
+        raise ValueError(f"slice_thickness must be a positive number of Å, got {slice_thickness}.")
+    _check_volume(slabs, pixel_size)
+    dev = resolve_device(device, slabs)
+    w = as_tensor(slabs, dev)
+    shape = tuple(w.shape[1:])
+    prop = propagator(
+        shape,
+        pixel_size,
+        slice_thickness,
+        wavelength(microscope.energy),
+        band_limit=band_limit,
+        tilt=tilt,
+        device=dev,
+    ).to(torch.complex64)
+    psi0 = torch.ones(shape, dtype=torch.complex64, device=dev)
+    with torch.no_grad():
+        if return_exit_wave:
+            psi, _ = _forward_waves(w, psi0, prop, microscope.sigma, 0.0, len(w) + 1)
+            return psi if isinstance(slabs, torch.Tensor) else psi.cpu().numpy()
+        h = transfer_function(
+            shape, pixel_size, defocus, microscope, envelopes=envelopes, tilt=tilt, device=dev
+        ).to(torch.complex64)
+        out = _Multislice.apply(w, psi0, prop, h, microscope.sigma, 0.0, len(w) + 1)
+    return to_output(out, slabs)

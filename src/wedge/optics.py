@@ -8,8 +8,8 @@ Formulas (E. J. Kirkland, *Advanced Computing in Electron Microscopy*, 2nd ed., 
 
 * λ = h c / √(eE (2 m0 c² + eE))                                      (eq. 2.5)
 * σ = 2π m e λ / h² = (2π / (λ E)) (m0c² + eE) / (2 m0c² + eE)   rad/(V·Å)   (eq. 5.6)
-* χ(q) = π λ q² (−Δf + ½ C3 λ² q² + ⅓ C5 λ⁴ q⁴) − π λ q² (A2/1)·cos 2(φ − φ_A)... see
-  :func:`aberration_phase` (eq. 3.42 with two-fold astigmatism A2 = C12)
+* χ(q) = π λ q² (−Δf + ½ C3 λ² q² + ⅓ C5 λ⁴ q⁴ + A2 cos 2(φ − φ_A))  (eq. 3.42, with
+  two-fold astigmatism A2 = C12; see :func:`aberration_phase`)
 * H(q) = A(q) exp(−i χ(q)); weak-phase CTF: I(q) = δ(q) + 2σ v(q) sin χ(q)   (eq. 3.63)
 * Temporal envelope  E_t = exp(−½ (π λ Δ)² q⁴), focal spread Δ = Cc ΔE/E    (eq. 3.69)
 * Spatial envelope   E_s = exp(−2 (π s / λ)² (C3 λ³ q³ − Δf λ q)²), s the rms illumination
@@ -115,7 +115,9 @@ class Microscope:
             if not (np.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {v}.")
         if self.aperture is not None and not (self.aperture > 0):
-            raise ValueError(f"aperture must be a positive semi-angle in mrad or None, got {self.aperture}.")
+            raise ValueError(
+                f"aperture must be a positive semi-angle in mrad or None, got {self.aperture}."
+            )
         if self.focal_spread is not None and not (self.focal_spread >= 0):
             raise ValueError(f"focal_spread must be >= 0 Å or None, got {self.focal_spread}.")
 
@@ -233,7 +235,12 @@ def weak_phase_ctf(q: Any, defocus: float, microscope: Microscope) -> np.ndarray
     """
     q = np.asarray(q, dtype=np.float64)
     lam = microscope.wavelength
-    chi = np.pi * lam * q**2 * (-defocus + 0.5 * microscope.cs * lam**2 * q**2 + microscope.c5 * lam**4 * q**4 / 3)
+    chi = (
+        np.pi
+        * lam
+        * q**2
+        * (-defocus + 0.5 * microscope.cs * lam**2 * q**2 + microscope.c5 * lam**4 * q**4 / 3)
+    )
     a = np.ones_like(q) if microscope.aperture is None else (q <= microscope.aperture * 1e-3 / lam)
     env = temporal_envelope(q, microscope) * spatial_envelope(q, defocus, microscope)
     return 2 * a * np.sin(chi) * env

@@ -413,3 +413,10 @@ def save_simulation(
     with atomic_output(paths["truth"]) as tmp:
         tmp.write_text(json.dumps(meta, indent=2) + "\n")
     return paths
+
+
+# HRTEM tilt + focal series (multislice) live in wedge.hrtem; re-exported here so that
+# every simulator is reachable as wedge.simulate.*
+from .hrtem import hrtem_tilt_series, write_hrtem_series  # noqa: E402
+
+__all__ += ["hrtem_tilt_series", "write_hrtem_series"]

@@ -23,9 +23,8 @@ Two discretisations are offered:
   Gaussian of the voxel's variance d²/12 (plus the thermal variance), evaluated from a radial
   table within a cutoff radius. Sum over z times d is the projected potential.
 * :func:`slice_potentials`: the projected potential of slabs for the multislice (atoms are
-  assigned whole to the slab holding their centre, Kirkland ch. 6), computed exactly in
-  Fourier space from the analytic scattering factor (the structure factor is a matrix
-  product of per-atom phase vectors, so no atom is rounded to the grid).
+  assigned whole to the slab holding their centre, Kirkland ch. 6): the analytic projected
+  potential v(R) sampled at pixel centres (exact sub-pixel positions, no rounding to the grid).
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ import numpy as np
 import torch
 from scipy import special
 
-from .._backend import as_tensor, resolve_device, to_output
+from .._backend import resolve_device, to_output
 from ._parameters import KIRKLAND, LOBATO, SYMBOLS
 
 __all__ = [
@@ -223,10 +222,11 @@ def potential_volume(
 
     Returns
     -------
-    (nz, ny, nx) float32 array: voxel values V(r) * G_s, Lobato parametrisation, where G_s is a
-    Gaussian of variance s² = thermal_sigma² + d²/12 (d²/12 is the variance of the voxel box,
-    so each value approximates the voxel average and the voxel sum times d³ equals the
-    integral 2π a0 e f_e(0) per atom).
+    (nz, ny, nx) float32 array: samples at voxel centres of V * G_s (Lobato parametrisation),
+    G_s a Gaussian of variance s² = thermal_sigma² + d²/12 (d²/12 is the variance of the voxel
+    box, so each value approximates the voxel average). Each atom's samples are scaled to the
+    exact integral of V * G_s within ``cutoff`` (→ 2π a0 e f_e(0) for a large cutoff), which
+    removes the sub-voxel aliasing of point sampling from the voxel sum.
     """
     shp = _check_grid(shape, voxel_size)
     if thermal_sigma < 0 or not np.isfinite(thermal_sigma):
@@ -251,7 +251,11 @@ def potential_volume(
         r_tab = np.arange(0.0, cutoff + 2 * dr, dr)
         table = np.stack([radial_potential(r_tab, int(z), sigma) for z in elements])
         table[:, r_tab > cutoff] = 0.0
+        # integral of each kernel within the cutoff (trapezoid on the fine radial table)
+        shell = 4 * np.pi * r_tab**2 * table
+        inside = ((shell[:, 1:] + shell[:, :-1]) / 2 * dr).sum(1) / d**3
         tab = torch.as_tensor(table, dtype=torch.float32, device=dev)
+        norm = torch.as_tensor(inside, dtype=torch.float32, device=dev)
         m = int(np.ceil(cutoff / d))
         o = torch.arange(-m, m + 1, device=dev)
         offs = torch.stack(torch.meshgrid(o, o, o, indexing="ij"), -1).reshape(-1, 3)
@@ -267,18 +271,41 @@ def potential_volume(
             c = idx[s : s + chunk]
             nb = torch.round(c)[:, None, :].long() + offs[None]  # (c, m, 3)
             dist = ((nb.double() - c[:, None, :]).norm(dim=-1) * d).float()
-            ok = (dist <= cutoff) & ((nb >= 0) & (nb < dims)).all(-1)
+            near = dist <= cutoff
+            ok = near & ((nb >= 0) & (nb < dims)).all(-1)
             t = dist / dr
             i0 = t.floor().long().clamp_(max=tab.shape[1] - 2)
             w = t - i0
             e = eli[s : s + chunk, None].expand_as(i0)
-            val = tab[e, i0] * (1 - w) + tab[e, i0 + 1] * w
+            val = (tab[e, i0] * (1 - w) + tab[e, i0 + 1] * w) * near
+            # normalise each atom's samples to the kernel's exact integral (removes the
+            # sub-voxel aliasing of point sampling from the voxel sum)
+            val = val * (norm[eli[s : s + chunk]] / val.sum(1))[:, None]
             flat = (nb * strides).sum(-1)
             vol.index_add_(0, flat[ok], val[ok])
     vol = vol.reshape(shp)
     if projected:
         vol = vol * d
     return to_output(vol, like)
+
+
+def _projected_table(element: int, r: np.ndarray, sigma: float, r_min: float) -> np.ndarray:
+    """Projected potential v(R) (V·Å) on ``r``: analytic (σ = 0, R clamped at ``r_min``) or
+    the 2-D Hankel transform 2π a0 e · 2π ∫ q f_e(q) e^{-2π²σ²q²} J0(2πqR) dq."""
+    if sigma == 0:
+        return projected_radial_potential(np.maximum(r, r_min), element)
+    q_max = np.sqrt(40.0 / (2.0 * np.pi**2 * sigma**2))
+    n_q = int(np.clip(q_max * max(float(r.max()), 1.0) * 16, 2048, 40000)) | 1
+    q = np.linspace(0.0, q_max, n_q)
+    w = np.full(n_q, 2.0)
+    w[1:-1:2] = 4.0
+    w[0] = w[-1] = 1.0
+    w *= (q[1] - q[0]) / 3.0
+    g = w * q * scattering_factor(q, element) * np.exp(-2.0 * np.pi**2 * sigma**2 * q**2)
+    out = np.concatenate(
+        [special.j0(2 * np.pi * np.outer(r[s : s + 256], q)) @ g for s in range(0, r.size, 256)]
+    )
+    return TWO_PI_A0_E * 2.0 * np.pi * out
 
 
 def slice_potentials(
@@ -289,19 +316,20 @@ def slice_potentials(
     slice_thickness: float,
     *,
     thermal_sigma: float = 0.0,
+    cutoff: float = 4.0,
     device: str | torch.device | None = None,
 ) -> Any:
-    """Projected potential of each slab (V·Å), exact in Fourier space: (n_slices, ny, nx).
+    """Projected potential of each slab (V·Å) for the multislice: (n_slices, ny, nx).
 
     Slab k spans z in [z0 + k Δz, z0 + (k+1) Δz) with z0 = -n_slices Δz / 2 (centred box);
-    each atom is projected whole into the slab holding its centre. Pixel (j, i) sits at
-    x = (i - (nx-1)/2) d, y = (j - (ny-1)/2) d. The in-plane potential is the periodic,
-    band-limited (grid-frequency) Fourier series
-
-        v_k(r) = 1/A Σ_q Σ_{atoms j in k} 2π a0 e f_e(q) e^{-2π²σ²q²} e^{2πi q·(r - r_j)},
-
-    with the structure factor computed as a product of per-atom phase vectors in x and y
-    (exact positions, no rounding to the grid). Lobato parametrisation.
+    each atom is projected whole into the slab holding its centre (Kirkland 2010 §6.4).
+    Pixel (j, i) sits at x = (i - (nx-1)/2) d, y = (j - (ny-1)/2) d; the lateral boundary is
+    periodic (as the FFT multislice). Each atom adds its analytic projected potential
+    v(R) = ∫V dz (Lobato; module docstring) sampled at the pixel centres within ``cutoff``,
+    shifted so that it goes to zero smoothly at the cutoff (v(R) − v(rc) − (R − rc) v'(rc));
+    R is clamped at d/2 against the logarithmic singularity (abTEM makes the same choice).
+    ``thermal_sigma`` > 0 uses the Gaussian-smeared v from a 2-D Hankel transform of
+    f_e(q) exp(-2π²σ²q²).
 
     Parameters
     ----------
@@ -309,13 +337,16 @@ def slice_potentials(
     numbers : (n,) atomic numbers or symbols
     shape : (n_slices, ny, nx)
     pixel_size, slice_thickness : float, Å
-    thermal_sigma : float, Å, in-plane Debye–Waller smearing (rms per axis)
+    thermal_sigma : float, Å, rms displacement per axis
+    cutoff : float, Å
     """
     shp = _check_grid(shape, pixel_size, "pixel_size")
     if not (np.isfinite(slice_thickness) and slice_thickness > 0):
         raise ValueError(f"slice_thickness must be a positive number of Å, got {slice_thickness}.")
     if thermal_sigma < 0 or not np.isfinite(thermal_sigma):
         raise ValueError(f"thermal_sigma must be a finite number >= 0 Å, got {thermal_sigma}.")
+    if not (cutoff > 0 and np.isfinite(cutoff)):
+        raise ValueError(f"cutoff must be a positive number of Å, got {cutoff}.")
     like = positions_A
     pos = np.asarray(
         positions_A.detach().cpu() if isinstance(positions_A, torch.Tensor) else positions_A,
@@ -326,32 +357,39 @@ def slice_potentials(
     dev = resolve_device(device, positions_A)
     ns, ny, nx = shp
     d = float(pixel_size)
-    qy = np.fft.fftfreq(ny, d)
-    qx = np.fft.fftfreq(nx, d)
-    q = np.sqrt(qy[:, None] ** 2 + qx[None, :] ** 2)
-    dw = np.exp(-2.0 * np.pi**2 * thermal_sigma**2 * q**2)
-    k_slab = np.clip(np.floor(pos[:, 2] / slice_thickness + ns / 2.0).astype(int), 0, ns - 1)
-    x0 = -(nx - 1) / 2.0 * d
-    y0 = -(ny - 1) / 2.0 * d
-    qy_t = torch.as_tensor(qy, device=dev)
-    qx_t = torch.as_tensor(qx, device=dev)
-    out_hat = torch.zeros((ns, ny, nx), dtype=torch.complex128, device=dev)
-    for z in np.unique(z_num):
-        ff = torch.as_tensor(TWO_PI_A0_E * scattering_factor(q, int(z)) * dw, device=dev)
-        sel = z_num == z
-        ks = torch.as_tensor(k_slab[sel], device=dev)
-        px = torch.as_tensor(pos[sel, 0] - x0, device=dev)
-        py = torch.as_tensor(pos[sel, 1] - y0, device=dev)
-        ex = torch.exp(-2j * np.pi * px[:, None] * qx_t[None, :])  # (n, nx)
-        ey = torch.exp(-2j * np.pi * py[:, None] * qy_t[None, :])  # (n, ny)
-        # structure factor per slab: S_k = Σ_{j in k} ey_j ⊗ ex_j (batched over slabs by sorting)
-        order = torch.argsort(ks)
-        ks, ex, ey = ks[order], ex[order], ey[order]
-        counts = torch.bincount(ks, minlength=ns).tolist()
-        for k, (eyk, exk) in enumerate(
-            zip(torch.split(ey, counts), torch.split(ex, counts), strict=True)
-        ):
-            if eyk.shape[0]:
-                out_hat[k] += (eyk.T @ exk) * ff
-    v = torch.fft.ifft2(out_hat).real / (d * d)
-    return to_output(v.to(torch.float32), like)
+    out = torch.zeros(ns * ny * nx, dtype=torch.float32, device=dev)
+    if pos.shape[0]:
+        elements, el_idx = np.unique(z_num, return_inverse=True)
+        dr = min(d / 8.0, 0.005)
+        r_tab = np.arange(0.0, cutoff + 2 * dr, dr)
+        tabs = []
+        for z in elements:
+            v = _projected_table(int(z), r_tab, thermal_sigma, d / 2)
+            ic = int(round(cutoff / dr))
+            slope = (v[ic + 1] - v[ic - 1]) / (2 * dr)
+            v = v - v[ic] - (r_tab - cutoff) * slope
+            v[r_tab >= cutoff] = 0.0
+            tabs.append(v)
+        tab = torch.as_tensor(np.stack(tabs), dtype=torch.float32, device=dev)
+        m = int(np.ceil(cutoff / d))
+        o = torch.arange(-m, m + 1, device=dev)
+        offs = torch.stack(torch.meshgrid(o, o, indexing="ij"), -1).reshape(-1, 2)
+        k_slab = np.clip(np.floor(pos[:, 2] / slice_thickness + ns / 2.0).astype(int), 0, ns - 1)
+        idx = torch.as_tensor(
+            np.stack([pos[:, 1] / d + (ny - 1) / 2, pos[:, 0] / d + (nx - 1) / 2], 1), device=dev
+        )
+        base = torch.as_tensor(k_slab, device=dev) * (ny * nx)
+        eli = torch.as_tensor(el_idx, device=dev)
+        chunk = max(1, 4_000_000 // offs.shape[0])
+        for s in range(0, idx.shape[0], chunk):
+            c = idx[s : s + chunk]
+            nb = torch.round(c)[:, None, :].long() + offs[None]  # (c, m, 2) as (j, i)
+            dist = ((nb.double() - c[:, None, :]).norm(dim=-1) * d).float()
+            t = (dist / dr).clamp_(max=tab.shape[1] - 1.001)
+            i0 = t.floor().long()
+            w = t - i0
+            e = eli[s : s + chunk, None].expand_as(i0)
+            val = tab[e, i0] * (1 - w) + tab[e, i0 + 1] * w
+            flat = base[s : s + chunk, None] + (nb[..., 0] % ny) * nx + nb[..., 1] % nx
+            out.index_add_(0, flat.reshape(-1), val.reshape(-1))
+    return to_output(out.reshape(shp), like)

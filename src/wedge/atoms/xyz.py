@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .potential import atomic_number
 from ._parameters import SYMBOLS
+from .potential import atomic_number
 
 __all__ = ["AtomicModel", "read_xyz", "write_xyz"]
 
@@ -53,7 +53,9 @@ class AtomicModel:
         object.__setattr__(self, "symbols", tuple(SYMBOLS[z - 1] for z in num))
 
     @classmethod
-    def from_symbols(cls, positions: np.ndarray, symbols: list[str], comment: str = "") -> AtomicModel:
+    def from_symbols(
+        cls, positions: np.ndarray, symbols: list[str], comment: str = ""
+    ) -> AtomicModel:
         """Build from chemical symbols (or atomic numbers as strings)."""
         nums = [atomic_number(int(s)) if s.isdigit() else atomic_number(s) for s in symbols]
         return cls(positions, np.array(nums, dtype=np.int64), (), comment)
