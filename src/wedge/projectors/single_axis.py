@@ -42,6 +42,7 @@ __all__ = [
     "voxel_matrix",
     "SparseRayProjector",
     "SparseVoxelProjector",
+    "SparseProjector",
     "clear_matrix_cache",
 ]
 
@@ -234,7 +235,20 @@ class _YResample:
         return out
 
 
-class _SparseProjector(Projector):
+class SparseProjector(Projector):
+    """Base of the single-axis sparse projectors.
+
+    Attributes
+    ----------
+    a, at : torch sparse CSR tensors
+        The 2D system matrix (n·X_det, Z·X) and its transpose (shared through the cache).
+    ymap : the per-image Y interpolation; ``ymap.identity`` is True when the detector has
+        the volume's Y size and there are no Y shifts, so that ``forward`` is exactly
+        ``a @ volume.view(Z·X, Y)``. Block-iterative methods slice ``a`` by image rows.
+    matrix_bytes : int
+        Memory of ``a`` and ``at``.
+    """
+
     model: str = "ray"
     default_sub: int = 3
 
@@ -279,7 +293,7 @@ class _SparseProjector(Projector):
 
 
 @register_projector("ray-sparse")
-class SparseRayProjector(_SparseProjector):
+class SparseRayProjector(SparseProjector):
     """Single-axis ray-driven projector (bilinear samples every 1/n_sub voxel)."""
 
     model = "ray"
@@ -287,7 +301,7 @@ class SparseRayProjector(_SparseProjector):
 
 
 @register_projector("voxel-sparse")
-class SparseVoxelProjector(_SparseProjector):
+class SparseVoxelProjector(SparseProjector):
     """Single-axis voxel-driven projector (splatting of n_sub × n_sub sub-voxels)."""
 
     model = "voxel"
