@@ -144,15 +144,16 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from .report import demo
+    from .report import demo, text_table
 
     result = demo(args.output, progress=not args.quiet)
-    print(f"report: {result.report_path}")
+    print(text_table(result))
+    print(f"report: {result.report}")
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
     from .io import read_tiltseries, read_volume
-    from .report import compare
+    from .report import compare, text_table
 
     series = read_tiltseries(args.stack, angles=args.angles, pixel_size=args.pixel_size)
     reference = read_volume(args.reference) if args.reference else None
@@ -166,7 +167,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
         device=args.device,
         progress=not args.quiet,
     )
-    print(f"report: {result.report_path}")
+    print(text_table(result))
+    print(f"report: {result.report}")
 
 
 # ---------------------------------------------------------------------------- parser

@@ -166,6 +166,26 @@ def _squeeze_y(t: torch.Tensor) -> torch.Tensor:
     return first.clone() if torch.equal(t, first.expand_as(t)) else t
 
 
+def _column_sums(op: Projector) -> torch.Tensor:
+    """``Aᵀ 1`` as (Z, 1, X) when constant along Y (single-axis), else (Z, Y, X).
+
+    Built one Y slab at a time, so the single-axis case never holds a full volume.
+    """
+    ones = torch.ones((), device=op.device).expand(op.data_shape)
+    first: torch.Tensor | None = None
+    full: torch.Tensor | None = None
+    for y0, y1, block in op.adjoint_chunks(ones):
+        if first is None:
+            first = block[:, :1, :].clone()
+        if full is None and torch.equal(block, first.expand_as(block)):
+            continue
+        if full is None:
+            full = first.expand(op.volume_shape).clone()
+        full[:, y0:y1, :] = block
+    assert first is not None
+    return first if full is None else full
+
+
 def _constrain_(x: torch.Tensor, cons: Constraints, support: torch.Tensor | None) -> None:
     """Apply ``cons`` to a freshly made ``x`` in place (no extra volume-sized temporaries)."""
     lo = cons.lower
@@ -230,26 +250,40 @@ class SIRT(Iteration):
         self.support = None
         if self.constraints.support is not None:
             self.support = torch.as_tensor(self.constraints.support, device=op.device).float()
-        self.r = _squeeze_y(_inverse(op.forward(torch.ones(op.volume_shape, device=op.device))))
+        ones = torch.ones((), device=op.device)
+        if not isinstance(op, SparseProjector):  # the sparse path reads expanded views
+            ones = ones.expand(op.volume_shape).contiguous()
+        self.r = _squeeze_y(_inverse(op.forward(ones.expand(op.volume_shape))))
         if weight is not None:
             self.r = self.r * weight
-        self.c = _squeeze_y(_inverse(op.adjoint(torch.ones(op.data_shape, device=op.device))))
+        self.c = _inverse(_column_sums(op))
 
     def init(self, x0: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = x0
+        # SIRT updates its own copy in place, slab by slab (never the caller's x0)
+        x = x0.contiguous().clone() if x0.stride() != (0, 0, 0) else torch.zeros_like(x0)
         if self.constraints.active:
-            x = x0.clone()
             _constrain_(x, self.constraints, self.support)
         return {"x": x, "ax": self.op.forward(x)}
 
     def step(self, state: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
-        upd = self.op.adjoint(self.r * (self.data - state["ax"]))
-        upd.mul_(self.c)
-        x = torch.add(state["x"], upd, alpha=self.relaxation)  # the new iterate, a new tensor
-        del upd
-        if self.constraints.active:
-            _constrain_(x, self.constraints, self.support)
-        return {"x": x, "ax": self.op.forward(x)}
+        """One SIRT update, back-projected and applied one Y slab at a time.
+
+        Folding ``C Aᵀ R (b − A x)`` into ``x`` slab by slab keeps a single volume in
+        memory; the state carries ``step_norm`` = ‖x_new − x_old‖ for the runner.
+        """
+        x = state["x"]
+        resid = self.r * (self.data - state["ax"])
+        sq = x.new_zeros(())
+        for y0, y1, block in self.op.adjoint_chunks(resid):
+            c = self.c if self.c.shape[1] == 1 else self.c[:, y0:y1, :]
+            old = x[:, y0:y1, :]
+            new = old + self.relaxation * c * block
+            if self.constraints.active:
+                sup = None if self.support is None else self.support[:, y0:y1, :]
+                _constrain_(new, self.constraints, sup)
+            sq += torch.sum((new - old) ** 2)
+            old.copy_(new)
+        return {"x": x, "ax": self.op.forward(x), "step_norm": sq.sqrt()}
 
 
 # --------------------------------------------------------------- per-image operators

@@ -83,6 +83,18 @@ class Projector:
 
     __call__ = forward
 
+    def adjoint_chunks(self, y: torch.Tensor):
+        """Yield ``(y0, y1, block)`` with ``block = (Aᵀ y)[:, y0:y1, :]``.
+
+        The default yields the whole adjoint as one block; projectors that can produce it
+        slab by slab (the sparse single-axis ones) override this to save memory.
+        """
+        if tuple(y.shape) != self.data_shape:
+            raise ValueError(
+                f"images have shape {tuple(y.shape)} but the projector expects {self.data_shape}."
+            )
+        yield 0, self.volume_shape[1], self._adjoint(y.to(self.device, torch.float32))
+
     def norm_estimate(self, iterations: int = 20, seed: int = 0) -> float:
         """Operator norm ‖A‖₂ by power iteration on AᵀA."""
         g = torch.Generator(device="cpu").manual_seed(seed)

@@ -84,7 +84,19 @@ def _ray_block(
     iu, ia, _ = np.nonzero(ok)
     cb = cand[ok].astype(np.int64)
     col = ia * nx + cb if along_z else cb * nx + ia
-    return iu, col, w[ok]
+    return _row_sorted(iu, col, w[ok], nu=u.size, presorted=along_z)
+
+
+def _row_sorted(
+    row: np.ndarray, col: np.ndarray, val: np.ndarray, nu: int, presorted: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One tilt's triples as (entries per detector pixel, int32 columns, float32 values),
+    ordered by row and by column inside each row (the CSR layout)."""
+    if not presorted:
+        order = np.argsort(row.astype(np.int64) * (int(col.max(initial=0)) + 1) + col)
+        row, col, val = row[order], col[order], val[order]
+    counts = np.bincount(row, minlength=nu)
+    return counts, col.astype(np.int32), val.astype(np.float32, copy=False)
 
 
 def _voxel_block(
@@ -105,25 +117,24 @@ def _voxel_block(
     w = _tent(p[..., None, :] - cand[..., :, None]).sum(-1) / np.float32(n_sub * n_sub)
     ok = (w > 0) & (cand >= 0) & (cand < nu)
     iz, ix, _ = np.nonzero(ok)
-    return cand[ok].astype(np.int64), iz * nx + ix, w[ok]
+    return _row_sorted(cand[ok].astype(np.int64), iz * nx + ix, w[ok], nu=nu, presorted=False)
 
 
 def _assemble(blocks, n_tilts: int, nu: int, nz: int, nx: int) -> sp.csr_matrix:
-    """Stack per-tilt triples into CSR without a global sort.
-
-    Blocks come in row order (tilt, then detector pixel), so the row pointer is a running
-    count; column order inside a row is fixed by two O(nnz) transpositions.
-    """
-    rows = np.concatenate([t * nu + b[0] for t, b in enumerate(blocks)])
-    cols = np.concatenate([b[1] for b in blocks]).astype(np.int32)
-    vals = np.concatenate([b[2] for b in blocks]).astype(np.float32)
-    order = np.argsort(rows, kind="stable") if np.any(np.diff(rows) < 0) else None
-    if order is not None:  # splatting blocks are voxel-major: group them by row
-        rows, cols, vals = rows[order], cols[order], vals[order]
-    indptr = np.zeros(n_tilts * nu + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n_tilts * nu), out=indptr[1:])
-    a = sp.csr_matrix((vals, cols, indptr), shape=(n_tilts * nu, nz * nx))
-    return a.T.tocsr().T.tocsr()  # canonical: sorted column indices in every row
+    """Stack per-tilt blocks (already in CSR order) into one CSR matrix, no global sort."""
+    counts = np.concatenate([b[0] for b in blocks])
+    nnz = int(counts.sum())
+    idx = np.int32 if nnz < 2**31 - 1 else np.int64
+    indptr = np.zeros(n_tilts * nu + 1, dtype=idx)
+    np.cumsum(counts, out=indptr[1:])
+    cols = np.concatenate([b[1] for b in blocks]).astype(idx, copy=False)
+    blocks_vals = [b[2] for b in blocks]
+    blocks.clear()  # free the per-tilt pieces as soon as they are copied
+    vals = np.concatenate(blocks_vals)
+    del blocks_vals
+    a = sp.csr_matrix((vals, cols, indptr), shape=(n_tilts * nu, nz * nx), copy=False)
+    a.has_sorted_indices = True
+    return a
 
 
 def ray_matrix(
@@ -156,11 +167,13 @@ def voxel_matrix(
 
 
 def _to_torch_csr(m: sp.csr_matrix, device: torch.device) -> torch.Tensor:
+    """Wrap SciPy CSR arrays as a torch CSR tensor (no copy on the CPU when int32)."""
+    idx = np.int32 if m.nnz < 2**31 - 1 else np.int64
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         t = torch.sparse_csr_tensor(
-            torch.from_numpy(m.indptr.astype(np.int32)),
-            torch.from_numpy(m.indices.astype(np.int32)),
+            torch.from_numpy(np.asarray(m.indptr, dtype=idx)),
+            torch.from_numpy(np.asarray(m.indices, dtype=idx)),
             torch.from_numpy(m.data),
             size=m.shape,
             check_invariants=False,
@@ -277,19 +290,47 @@ class SparseProjector(Projector):
         )
         self.ymap = _YResample(ny, nvy, sh[:, 1], self.device)
 
+    def _y_chunks(self) -> range:
+        """Y rows per sparse product: bounds the permuted copies to ~32 MB."""
+        nz, ny, nx = self.volume_shape
+        n, _, nu = self.data_shape
+        per_row = 4 * max(nz * nx, n * nu)
+        step = max(1, min(ny, (32 << 20) // per_row))
+        return range(0, ny, step)
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         nz, ny, nx = self.volume_shape
         n, _, nu = self.data_shape
-        cols = x.permute(0, 2, 1).reshape(nz * nx, ny)  # (Z·X, Y)
-        p = torch.sparse.mm(self.a, cols).reshape(n, nu, ny).permute(0, 2, 1)
-        return self.ymap.forward(p.contiguous())
+        p = x.new_empty((n, ny, nu))
+        chunks = self._y_chunks()
+        for y0 in chunks:
+            y1 = min(ny, y0 + chunks.step)
+            cols = x[:, y0:y1, :].permute(0, 2, 1).reshape(nz * nx, y1 - y0)  # (Z·X, y)
+            prod = torch.sparse.mm(self.a, cols)
+            p[:, y0:y1, :] = prod.reshape(n, nu, y1 - y0).permute(0, 2, 1)
+        return self.ymap.forward(p)
 
-    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+    def adjoint_chunks(self, y: torch.Tensor):
+        """Yield ``(y0, y1, block)`` with ``block = (Aᵀ y)[:, y0:y1, :]``, Y slab by slab.
+
+        Lets a method fold the back-projection into its update without a second
+        volume-sized buffer (SIRT does).
+        """
         nz, ny, nx = self.volume_shape
         n, _, nu = self.data_shape
-        q = self.ymap.adjoint(y).permute(0, 2, 1).reshape(n * nu, ny)
-        v = torch.sparse.mm(self.at, q.contiguous())
-        return v.reshape(nz, nx, ny).permute(0, 2, 1).contiguous()
+        q = self.ymap.adjoint(y.to(self.device, torch.float32))
+        chunks = self._y_chunks()
+        for y0 in chunks:
+            y1 = min(ny, y0 + chunks.step)
+            rows = q[:, y0:y1, :].permute(0, 2, 1).reshape(n * nu, y1 - y0)
+            v = torch.sparse.mm(self.at, rows)
+            yield y0, y1, v.reshape(nz, nx, y1 - y0).permute(0, 2, 1)
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        out = y.new_empty(self.volume_shape)
+        for y0, y1, block in self.adjoint_chunks(y):
+            out[:, y0:y1, :] = block
+        return out
 
 
 @register_projector("ray-sparse")
