@@ -122,3 +122,18 @@ def test_simulate_hrtem_from_xyz(tmp_path, capsys):
     # without --hrtem an atomic model is refused with a one-line error
     code, _, err = _run(capsys, "simulate", "--phantom", str(xyz), "-o", str(out))
     assert code == 2 and "--hrtem" in err
+
+
+def test_compare_writes_a_report(simulated, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    code, stdout, err = _run(
+        capsys, "compare", str(simulated / "sim.mrc"), "--reference",
+        str(simulated / "sim_truth.mrc"), "--methods", "fbp,sirt", "-q", "-o", str(out),
+    )  # fmt: skip
+    assert code == 0, err
+    html = (out / "report.html").read_text()
+    assert "fbp" in html and "sirt" in html and (out / "fsc.png").exists()
+    code, _, err = _run(
+        capsys, "compare", str(simulated / "sim.mrc"), "--methods", "x", "-o", str(out)
+    )
+    assert code == 2 and "unknown method" in err
