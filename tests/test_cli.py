@@ -137,3 +137,20 @@ def test_compare_writes_a_report(simulated, tmp_path, capsys):
         capsys, "compare", str(simulated / "sim.mrc"), "--methods", "x", "-o", str(out)
     )
     assert code == 2 and "unknown method" in err
+
+
+def test_trace_writes_xyz(tmp_path, capsys):
+    from wedge.atoms import potential_volume, read_xyz
+    from wedge.io import write_volume
+
+    rng = np.random.default_rng(0)
+    pos = rng.uniform(-5, 5, (12, 3))
+    pos = pos[np.all(np.linalg.norm(pos[:, None] - pos[None], axis=-1) + 9 * np.eye(12) > 2.2, 1)]
+    vol = potential_volume(pos, np.full(len(pos), 14), (64, 64, 64), 0.25, thermal_sigma=0.1)
+    write_volume(tmp_path / "v.mrc", vol.astype(np.float32), voxel_size=0.25)
+    code, out, err = _run(capsys, "trace", str(tmp_path / "v.mrc"), "-o", str(tmp_path / "a.xyz"))
+    assert code == 0, err
+    model = read_xyz(tmp_path / "a.xyz")
+    assert len(model.positions) == len(pos)
+    code, _, err = _run(capsys, "trace", str(tmp_path / "v.mrc"), "--species", "0", "-o", "x.xyz")
+    assert code == 2 and err.startswith("wedge: error:")

@@ -171,6 +171,17 @@ def cmd_compare(args: argparse.Namespace) -> None:
     print(f"report: {result.report}")
 
 
+def cmd_trace(args: argparse.Namespace) -> None:
+    from .atoms import trace_file
+
+    symbols = tuple(x.strip() for x in args.symbols.split(",")) if args.symbols else None
+    atoms = trace_file(
+        args.volume, args.output, voxel_size=args.voxel_size, n_species=args.species,
+        symbols=symbols,
+    )  # fmt: skip
+    print(f"wrote {args.output}: {len(atoms.positions)} atoms")
+
+
 # ---------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -250,6 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--quiet", action="store_true")
     s.add_argument("-o", "--output", default="demo-out", help="output directory")
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("trace", help="trace atoms in a reconstructed volume → XYZ")
+    s.add_argument("volume", help="reconstructed volume (MRC/TIFF/HDF5/.npy)")
+    s.add_argument("--voxel-size", type=float, default=None, help="Å (default: from the file)")
+    s.add_argument("--species", type=int, default=1, help="number of species to classify")
+    s.add_argument("--symbols", default=None, help="element symbols, lightest first: O,Si")
+    s.add_argument("-o", "--output", required=True, help="output .xyz")
+    s.set_defaults(func=cmd_trace)
 
     _add_extra_commands(sub)
     return p

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,11 +34,19 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from .._backend import resolve_device
+from ._gaussfit import _fit_sites, _gauss, _Grid, _initial_theta, _localise, _offsets
 
-__all__ = ["TraceOptions", "TracedAtoms", "trace", "trace_file", "dog_filter"]
+__all__ = [
+    "TraceOptions",
+    "TracedAtoms",
+    "trace",
+    "trace_file",
+    "dog_filter",
+    "estimate_noise",
+]
 
 _TWO_PI_32 = (2.0 * math.pi) ** 1.5
-_MIN_SIGMA = 0.2  # voxels: lower clamp of fitted widths (below any real atom)
+_RELAX = 1.0  # relaxation of the Jacobi sweeps (1: plain refit)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,8 +70,21 @@ class TraceOptions:
         Sites whose integrated intensity is below this fraction of the reference intensity
         (the median over first-fit sites at least half as high as the highest) are removed:
         this drops narrow noise spikes whose extrapolated height passes the height threshold.
+    min_snr : float
+        Sites whose fitted height is below ``min_snr`` times the noise level are removed.
+    candidate_snr : float
+        DoG maxima below ``candidate_snr`` times the noise level of the DoG-filtered volume
+        are not candidates.
+    noise_sigma : float or None
+        Noise standard deviation per voxel (volume units). None: estimated by
+        :func:`estimate_noise` (robust for atoms in vacuum; in a dense sample with no empty
+        region it over-estimates, so pass a value, or 0 to rely on the fractions alone).
+    intensity_radius : float or None
+        Radius (voxels) of the sphere summed for :attr:`TracedAtoms.intensities`. None:
+        ``max(1.5, 1.5 σ)`` for the median fitted width σ.
     min_width : float
-        Sites whose mean fitted width σ (voxels) is below this are removed (noise spikes).
+        Sites whose smallest fitted width σ (voxels) is below this are removed (noise fits
+        thin needles).
     max_width : float or None
         Sites whose mean fitted width σ (voxels) is above this are removed (None: no limit).
     min_distance : float or None
@@ -85,6 +107,9 @@ class TraceOptions:
         Convergence: RMS change of the positions between rounds, voxels.
     lm_iterations : int
         Levenberg-Marquardt steps per fit.
+    sweeps : int
+        Refits of all sites (each against the others' latest fit) per round. Strongly
+        overlapping atoms (closer than ~3 σ) converge faster with 2-3.
     batch_size : int
         Sites fitted together (memory ~ batch_size x (2 r + 1)^3 x 8 x 8 bytes).
     device : str or None
@@ -96,6 +121,10 @@ class TraceOptions:
     min_height_fraction: float = 0.1
     min_height: float | None = None
     min_intensity_fraction: float = 0.2
+    min_snr: float = 5.0
+    candidate_snr: float = 3.0
+    noise_sigma: float | None = None
+    intensity_radius: float | None = None
     min_width: float = 0.5
     max_width: float | None = None
     min_distance: float | None = None
@@ -107,6 +136,7 @@ class TraceOptions:
     max_iterations: int = 12
     tolerance: float = 0.005
     lm_iterations: int = 20
+    sweeps: int = 1
     batch_size: int = 8192
     device: str | None = None
 
@@ -124,7 +154,15 @@ class TraceOptions:
         for name, val in positive.items():
             if not (val > 0 and math.isfinite(val)):
                 raise ValueError(f"TraceOptions.{name} must be a positive number, got {val}.")
+        if self.intensity_radius is not None and not (0 < self.intensity_radius <= 8):
+            raise ValueError(
+                f"intensity_radius must be in (0, 8] voxels, got {self.intensity_radius}."
+            )
+        if self.noise_sigma is not None and not (self.noise_sigma >= 0):
+            raise ValueError(f"noise_sigma must be >= 0 (volume units), got {self.noise_sigma}.")
         for name in (
+            "min_snr",
+            "candidate_snr",
             "candidate_threshold",
             "min_height_fraction",
             "min_intensity_fraction",
@@ -145,7 +183,7 @@ class TraceOptions:
             raise ValueError(
                 f"fit_radius must be an integer from 1 to 16 voxels, got {self.fit_radius}."
             )
-        for name in ("max_iterations", "lm_iterations", "batch_size"):
+        for name in ("max_iterations", "lm_iterations", "batch_size", "sweeps"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"TraceOptions.{name} must be >= 1, got {getattr(self, name)}.")
 
@@ -161,8 +199,10 @@ class TracedAtoms:
     heights : (n,) float64
         Fitted Gaussian peak amplitude above the local background, in volume units.
     intensities : (n,) float64
-        Integrated fitted Gaussian, ``height (2π)^{3/2} σx σy σz`` in volume units x voxel³:
-        proportional to the atom's integrated potential, the quantity species are sorted by.
+        Site intensity: the sum of the volume over the voxels within ``intensity_radius`` of
+        the site, after subtracting the fitted neighbours and the fitted local background
+        (volume units x voxels). A non-parametric integrated potential, the quantity species
+        are classified by; much less noisy than the integral of the fitted Gaussian.
     widths : (n, 3) float64, Å
         Fitted standard deviations along (x, y, z).
     species : (n,) int
@@ -239,6 +279,31 @@ def dog_filter(volume: np.ndarray, sigmas: tuple[float, float] = (0.5, 1.0)) -> 
     )
 
 
+def _filter_gain(fn: Any) -> float:
+    """L2 norm of the impulse response of the linear filter ``fn`` (white-noise gain)."""
+    delta = np.zeros((15, 15, 15), dtype=np.float32)
+    delta[7, 7, 7] = 1.0
+    return float(np.sqrt((fn(delta).astype(np.float64) ** 2).sum()))
+
+
+def _highpass(v: np.ndarray) -> np.ndarray:
+    return v - ndimage.gaussian_filter(v, 1.0, mode="nearest")
+
+
+def estimate_noise(volume: Any) -> float:
+    """Robust noise standard deviation per voxel, assuming white noise.
+
+    ``1.4826 MAD(V - G_1 * V) / ||δ - G_1||``: the median absolute deviation of the volume
+    minus its σ = 1 voxel Gaussian smoothing, scaled to a standard deviation and divided by
+    the filter's white-noise gain. Atoms occupy few voxels of a particle in vacuum, so the
+    median sees the noise; in a dense sample it also sees atoms and over-estimates.
+    """
+    v = np.asarray(volume, dtype=np.float32)
+    h = _highpass(v)
+    mad = float(np.median(np.abs(h - np.median(h))))
+    return 1.4826 * mad / _filter_gain(_highpass)
+
+
 def _local_maxima(dog: np.ndarray, threshold: float) -> np.ndarray:
     """Integer (z, y, x) indices of 26-neighbourhood maxima of ``dog`` above ``threshold``."""
     mx = ndimage.maximum_filter(dog, size=3, mode="constant", cval=-np.inf)
@@ -247,184 +312,6 @@ def _local_maxima(dog: np.ndarray, threshold: float) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- Gaussian model
 # Per-site parameters (n, 8): height A, centre (z, y, x) in index units, log σ (z, y, x), b.
-
-
-def _offsets(radius: int, device: torch.device) -> torch.Tensor:
-    r = torch.arange(-radius, radius + 1, device=device)
-    return torch.stack(torch.meshgrid(r, r, r, indexing="ij"), dim=-1).reshape(-1, 3)
-
-
-def _gauss(theta: torch.Tensor, coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gaussian values g (B, P) (unit height) and d/σ² (B, P, 3) at ``coords`` (B, P, 3)."""
-    d = coords - theta[:, None, 1:4]
-    inv_var = torch.exp(-2.0 * theta[:, None, 4:7])
-    g = torch.exp(-0.5 * (d * d * inv_var).sum(-1))
-    return g, d * inv_var
-
-
-def _lm_fit(
-    theta: torch.Tensor,
-    data: torch.Tensor,
-    weight: torch.Tensor,
-    coords: torch.Tensor,
-    reduce: torch.Tensor,
-    n_iter: int,
-    max_log_sigma: float,
-) -> torch.Tensor:
-    """Batched Levenberg-Marquardt of ``b + A exp(-½ Σ_k (c_k-μ_k)²/σ_k²)`` to ``data`` (B, P).
-
-    ``reduce`` (8, k) maps the k free parameters to the full 8 (tied widths, fixed background).
-    """
-    full = theta.clone()
-    free = theta @ torch.linalg.pinv(reduce).T  # the k free values (exact: columns are 0/1)
-
-    def expand(f: torch.Tensor) -> torch.Tensor:
-        t = f @ reduce.T
-        fixed = reduce.sum(1) == 0
-        return torch.where(fixed, full, t)
-
-    def residual(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        g, dv = _gauss(t, coords)
-        return t[:, None, 0] * g + t[:, None, 7] - data, g, dv
-
-    t = expand(free)
-    r, g, dv = residual(t)
-    cost = (weight * r * r).sum(1)
-    lam = torch.full_like(cost, 1e-2)
-    eye = torch.eye(reduce.shape[1], dtype=data.dtype, device=data.device)
-    lo, hi = math.log(_MIN_SIGMA), max_log_sigma
-    for _ in range(n_iter):
-        a = t[:, None, 0]
-        d2 = dv * (coords - t[:, None, 1:4])  # (c-μ)²/σ²
-        jac = (
-            torch.cat(
-                [
-                    g[..., None],
-                    (a * g)[..., None] * dv,
-                    (a * g)[..., None] * d2,
-                    torch.ones_like(g)[..., None],
-                ],
-                dim=-1,
-            )
-            @ reduce
-        )
-        jw = jac * weight[..., None]
-        h = jw.transpose(1, 2) @ jac
-        grad = (jw * r[..., None]).sum(1)
-        diag = torch.diagonal(h, dim1=1, dim2=2)
-        damped = h + lam[:, None, None] * torch.diag_embed(diag) + 1e-9 * eye
-        step = torch.linalg.solve(damped, -grad[..., None])[..., 0]
-        trial_free = free + step
-        trial = expand(trial_free)
-        trial[:, 4:7] = trial[:, 4:7].clamp(lo, hi)
-        r_t, g_t, dv_t = residual(trial)
-        cost_t = (weight * r_t * r_t).sum(1)
-        ok = torch.isfinite(cost_t) & (cost_t < cost)
-        free = torch.where(ok[:, None], trial_free, free)
-        t = torch.where(ok[:, None], trial, t)
-        r = torch.where(ok[:, None], r_t, r)
-        g = torch.where(ok[:, None], g_t, g)
-        dv = torch.where(ok[:, None, None], dv_t, dv)
-        cost = torch.where(ok, cost_t, cost)
-        lam = torch.where(ok, lam / 3.0, lam * 3.0).clamp(1e-7, 1e7)
-    return t
-
-
-def _reduce_matrix(anisotropic: bool, fit_background: bool, dtype, device) -> torch.Tensor:
-    cols: list[list[int]] = [[0], [1], [2], [3]]
-    cols += [[4], [5], [6]] if anisotropic else [[4, 5, 6]]
-    if fit_background:
-        cols.append([7])
-    m = torch.zeros(8, len(cols), dtype=dtype, device=device)
-    for j, rows in enumerate(cols):
-        m[rows, j] = 1.0
-    return m
-
-
-class _Grid:
-    """The volume padded by ``pad`` voxels, flattened, with gather/scatter by site boxes."""
-
-    def __init__(self, volume: np.ndarray, pad: int, device: torch.device) -> None:
-        self.shape = volume.shape
-        self.pad = pad
-        self.device = device
-        v = torch.as_tensor(volume, dtype=torch.float64, device=device)
-        self.padded_shape = tuple(s + 2 * pad for s in self.shape)
-        self.data = torch.nn.functional.pad(v[None, None], (pad,) * 6)[0, 0].reshape(-1)
-        inside = torch.ones(self.shape, dtype=torch.float64, device=device)
-        self.inside = torch.nn.functional.pad(inside[None, None], (pad,) * 6)[0, 0].reshape(-1)
-        ny, nx = self.padded_shape[1:]
-        self.strides = torch.tensor([ny * nx, nx, 1], device=device)
-
-    def flat_index(self, centres: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-        """Flat padded indices (B, P) of the box ``centres + offsets`` (integer (z, y, x))."""
-        idx = centres[:, None, :] + offsets[None] + self.pad
-        return (idx * self.strides).sum(-1)
-
-    def render(self, theta: torch.Tensor, radius: int, batch: int) -> torch.Tensor:
-        """Sum of the sites' Gaussians (no background) on the padded grid, flat."""
-        out = torch.zeros_like(self.data)
-        offs = _offsets(radius, self.device)
-        for s in range(0, theta.shape[0], batch):
-            t = theta[s : s + batch]
-            c = torch.round(t[:, 1:4]).long()
-            g, _ = _gauss(t, (c[:, None, :] + offs[None]).to(t.dtype))
-            out.index_add_(0, self.flat_index(c, offs).reshape(-1), (t[:, None, 0] * g).reshape(-1))
-        return out
-
-
-def _fit_sites(
-    grid: _Grid,
-    model: torch.Tensor | None,
-    theta: torch.Tensor,
-    radius: int,
-    render_radius: int,
-    opts: TraceOptions,
-) -> torch.Tensor:
-    """Refit every site on the volume minus the other sites' model (Jacobi sweep)."""
-    offs = _offsets(radius, grid.device)
-    reduce = _reduce_matrix(opts.anisotropic, opts.fit_background, theta.dtype, grid.device)
-    out = theta.clone()
-    for s in range(0, theta.shape[0], opts.batch_size):
-        t = theta[s : s + opts.batch_size].clone()
-        c = torch.round(t[:, 1:4]).long()
-        idx = grid.flat_index(c, offs)
-        coords = (c[:, None, :] + offs[None]).to(t.dtype)
-        data = grid.data[idx]
-        if model is not None:
-            g, _ = _gauss(t, coords)
-            own = t[:, None, 0] * g * (offs.abs().amax(-1) <= render_radius)[None]
-            data = data - model[idx] + own
-        weight = grid.inside[idx]
-        if not opts.fit_background:
-            t[:, 7] = 0.0
-        fit = _lm_fit(
-            t, data, weight, coords, reduce, opts.lm_iterations, math.log(2.0 * radius + 1.0)
-        )
-        # A centre that left its box is a failed fit (no peak there): mark it for removal.
-        lost = (fit[:, 1:4] - c).abs().amax(1) > radius
-        out[s : s + opts.batch_size] = torch.where(lost[:, None], torch.nan, fit)
-    return out
-
-
-def _initial_theta(
-    sites: np.ndarray, volume: np.ndarray, sigma: float, opts: TraceOptions, device: torch.device
-) -> torch.Tensor:
-    """Start values: centre at the voxel, height from the volume there, width ``sigma``."""
-    ii = np.round(sites).astype(np.int64)
-    for k in range(3):
-        np.clip(ii[:, k], 0, volume.shape[k] - 1, out=ii[:, k])
-    b0 = float(np.percentile(volume, 10)) if opts.fit_background else 0.0
-    height = volume[ii[:, 0], ii[:, 1], ii[:, 2]] - b0
-    theta = np.zeros((len(sites), 8))
-    theta[:, 0] = np.maximum(height, 1e-6 * max(float(np.abs(volume).max()), 1e-30))
-    theta[:, 1:4] = sites
-    theta[:, 4:7] = math.log(sigma)
-    theta[:, 7] = b0
-    return torch.as_tensor(theta, dtype=torch.float64, device=device)
-
-
-# ----------------------------------------------------------------------------- pruning
 
 
 def _merge_close(
@@ -471,7 +358,7 @@ def _prune(
     with np.errstate(invalid="ignore"):
         keep = np.all(np.isfinite(theta), axis=1) & (theta[:, 0] >= lim.min_height)
         keep &= _intensity(theta) >= lim.min_intensity
-        keep &= sigma_mean >= opts.min_width
+        keep &= sigma.min(1) >= opts.min_width  # noise fits thin needles along some axis
         keep &= sigma.max(1) < 0.99 * (2 * lim.radius + 1)  # width ran to its bound: no peak
         if opts.max_width is not None:
             keep &= sigma_mean <= opts.max_width
@@ -501,7 +388,8 @@ def _validate(volume: Any, voxel_size: Any) -> tuple[np.ndarray, float]:
     v = np.asarray(volume)
     if v.ndim != 3 or min(v.shape) < 3:
         raise ValueError(
-            f"volume must be a 3D (Z, Y, X) array of at least 3 voxels per axis, got shape {v.shape}."
+            "volume must be a 3D (Z, Y, X) array of at least 3 voxels per axis, "
+            f"got shape {v.shape}."
         )
     if not np.issubdtype(v.dtype, np.number) or np.iscomplexobj(v):
         raise ValueError(f"volume must hold real numbers, got dtype {v.dtype}.")
@@ -548,12 +436,16 @@ def trace(
     device = resolve_device(opts.device)
     dist_a = opts.min_distance or max(opts.merge_fraction * opts.bond_length, 1.5 * vs)
     dog = dog_filter(vol, opts.dog_sigmas)
-    dog_thr = max(opts.candidate_threshold * float(dog.max()), 0.0)
+    noise = opts.noise_sigma if opts.noise_sigma is not None else estimate_noise(vol)
+    dog_gain = _filter_gain(lambda x: dog_filter(x, opts.dog_sigmas))
+    dog_thr = max(
+        opts.candidate_threshold * float(dog.max()), opts.candidate_snr * noise * dog_gain, 0.0
+    )
     ref = float(ndimage.gaussian_filter(vol, 0.5, mode="nearest").max())
     lim = _Limits(
         min_height=opts.min_height
         if opts.min_height is not None
-        else opts.min_height_fraction * ref,
+        else max(opts.min_height_fraction * ref, opts.min_snr * noise),
         min_dist_vox=dist_a / vs,
         radius=opts.fit_radius or 2,
     )
@@ -565,12 +457,14 @@ def trace(
     # reference intensity from the sites at least half as high as the highest peak.
     pad = 19
     grid = _Grid(vol, pad, device)
-    t0 = _initial_theta(sites, vol, float(opts.dog_sigmas[1]), opts, device)
-    th = _fit_sites(grid, None, t0, lim.radius, lim.radius, opts).cpu().numpy()
+    t0 = _initial_theta(sites, vol, float(opts.dog_sigmas[1]), opts)
+    th = _fit_sites(grid, None, t0, lim.radius, opts)
     th, ids = _prune(th, np.arange(len(th)), vol.shape, lim, opts)
     if len(th) == 0:
         raise _none_left("after the first fit")
-    strong = th[:, 0] >= 0.5 * th[:, 0].max()
+    strong = th[:, 0] >= 0.5 * ref
+    if not strong.any():
+        strong = th[:, 0] >= 0.5 * th[:, 0].max()
     lim.min_intensity = opts.min_intensity_fraction * float(np.median(_intensity(th[strong])))
     sigma_typ = float(np.median(np.exp(th[strong, 4:7])))
     if opts.fit_radius is None:
@@ -579,30 +473,40 @@ def trace(
     next_id = int(ids.max()) + 1
 
     rms, converged, it = float("nan"), False, 0
+    removed = np.zeros((0, 3))  # where sites were removed: no new candidate there
     for it in range(1, opts.max_iterations + 1):
         th_start, ids_start = th, ids
-        model = grid.render(torch.as_tensor(th, device=device), render_r, opts.batch_size)
+        model = grid.render(th, render_r, opts.batch_size)
         # Re-detect in the residual; keep candidates away from existing sites.
         resid = (grid.data - model).reshape(grid.padded_shape)[pad:-pad, pad:-pad, pad:-pad]
         resid_np = resid.cpu().numpy()
         new = _local_maxima(dog_filter(resid_np, opts.dog_sigmas), dog_thr)
-        if len(new):
-            dist, _ = cKDTree(th[:, 1:4]).query(new, k=1)
+        if len(new):  # a fitted height >= min_height needs a residual peak of about that
+            ni = new.astype(np.int64)
+            new = new[resid_np[ni[:, 0], ni[:, 1], ni[:, 2]] >= 0.5 * lim.min_height]
+        if len(new):  # not near a site, nor where a site was removed (no flicker)
+            dist, _ = cKDTree(np.concatenate([th[:, 1:4], removed])).query(new, k=1)
             new = new[dist >= lim.min_dist_vox]
         if len(new):
-            t0 = _initial_theta(new, resid_np, sigma_typ, opts, device)
-            tn = _fit_sites(_Grid(resid_np, pad, device), None, t0, lim.radius, lim.radius, opts)
-            tn, _ = _prune(tn.cpu().numpy(), np.arange(len(tn)), vol.shape, lim, opts)
+            t0 = _initial_theta(new, resid_np, sigma_typ, opts)
+            tn = _fit_sites(_Grid(resid_np, pad, device), None, t0, lim.radius, opts)
+            tn, _ = _prune(tn, np.arange(len(tn)), vol.shape, lim, opts)
             th = np.concatenate([th, tn])
             ids = np.concatenate([ids, np.arange(next_id, next_id + len(tn))])
             next_id += len(tn)
         # Refit all sites with their neighbours subtracted, then prune and merge.
-        t = torch.as_tensor(th, device=device)
-        model = grid.render(t, render_r, opts.batch_size)
-        th_fit = _fit_sites(grid, model, t, lim.radius, render_r, opts).cpu().numpy()
+        th_fit = th
+        for _ in range(opts.sweeps):  # Jacobi sweeps: overlapping neighbours converge jointly
+            model = grid.render(th_fit, render_r, opts.batch_size)
+            refit = _fit_sites(grid, model, th_fit, lim.radius, opts)
+            failed = ~np.all(np.isfinite(refit), axis=1)  # keep the last good estimate
+            th_fit = np.where(failed[:, None], th_fit, th_fit + _RELAX * (refit - th_fit))
+        th_before, ids_before = th, ids
         th, ids = _prune(th_fit, ids, vol.shape, lim, opts)
         if len(th) == 0:
             raise _none_left(f"in refinement round {it}")
+        gone = ~np.isin(ids_before, ids)
+        removed = np.concatenate([removed, th_before[gone, 1:4]])
         common, i_old, i_new = np.intersect1d(ids_start, ids, return_indices=True)
         d = th[i_new, 1:4] - th_start[i_old, 1:4]
         rms = float(np.sqrt((d * d).sum(1).mean())) if len(common) else float("inf")
@@ -610,17 +514,42 @@ def trace(
         if rms < opts.tolerance and n_changed == 0:
             converged = True
             break
-    return _to_traced(th, vol.shape, vs, it, converged, rms)
+    model = grid.render(th, render_r, opts.batch_size)
+    r_int = opts.intensity_radius or max(1.5, 1.5 * float(np.median(np.exp(th[:, 4:7]))))
+    sums = _sphere_sums(grid, model, th, min(r_int, float(pad - 1)), opts.batch_size)
+    return _to_traced(th, sums, vol.shape, vs, it, converged, rms)
+
+
+def _sphere_sums(
+    grid: _Grid, model: torch.Tensor, theta: np.ndarray, radius: float, batch: int
+) -> np.ndarray:
+    """Sum over a sphere of ``radius`` voxels of (volume - other sites - local background)."""
+    offs = _offsets(math.ceil(radius), grid.device)
+    offs = offs[(offs.to(torch.float32) ** 2).sum(1) <= radius**2]
+    out = np.empty(len(theta))
+    for s in range(0, len(theta), batch):
+        t, c = _localise(theta[s : s + batch], grid.device)
+        idx = grid.flat_index(c, offs)
+        g, _ = _gauss(t, offs.to(torch.float32))
+        val = grid.data[idx] - model[idx] + t[:, None, 0] * g - t[:, None, 7]
+        out[s : s + batch] = (val * grid.inside[idx]).sum(1).double().cpu().numpy()
+    return out
 
 
 def _to_traced(
-    th: np.ndarray, shape: Sequence[int], vs: float, n_it: int, converged: bool, rms: float
+    th: np.ndarray,
+    sums: np.ndarray,
+    shape: Sequence[int],
+    vs: float,
+    n_it: int,
+    converged: bool,
+    rms: float,
 ) -> TracedAtoms:
     sig = np.exp(th[:, 4:7])
     return TracedAtoms(
         positions=indices_to_positions(th[:, 1:4], shape, vs),
         heights=th[:, 0].copy(),
-        intensities=_intensity(th),
+        intensities=sums,
         widths=(sig * vs)[:, ::-1].copy(),
         species=np.zeros(len(th), dtype=np.int64),
         voxel_size=vs,
@@ -629,3 +558,104 @@ def _to_traced(
         converged=converged,
         rms_change=rms,
     )
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def _read_volume(path: Path) -> tuple[np.ndarray, float | None]:
+    """Volume (Z, Y, X) and the voxel size its file records (None when it records none)."""
+    try:
+        from ..io.formats import load  # wedge's reader: MRC, TIFF, HDF5, NumPy
+    except ImportError:  # pragma: no cover - wedge.io is part of the package
+        load = None
+    if load is not None:
+        content = load(path)
+        voxel = content.header_pixel or content.stored_pixel
+        return np.asarray(content.data), (float(voxel) if voxel else None)
+    import mrcfile  # pragma: no cover
+
+    with mrcfile.open(path, permissive=True) as m:  # pragma: no cover
+        vs = float(m.voxel_size.x)
+        return np.array(m.data), (vs if vs > 0 and vs != 1.0 else None)
+
+
+def trace_file(
+    volume_path: str | Path,
+    out_xyz: str | Path,
+    voxel_size: float | None = None,
+    n_species: int = 1,
+    *,
+    symbols: Sequence[str] | None = None,
+    feature: str = "intensity",
+    options: TraceOptions | None = None,
+) -> TracedAtoms:
+    """Trace the volume in a file and write the atoms as XYZ (the ``wedge trace`` command).
+
+    Parameters
+    ----------
+    volume_path : path
+        A volume (Z, Y, X) in any format :mod:`wedge.io` reads (MRC, TIFF, HDF5, .npy).
+    out_xyz : path
+        Output XYZ: element symbol and x, y, z in Å about the volume centre.
+    voxel_size : float, optional
+        Å per voxel; required when the file records none (MRC voxel size 0 or 1 counts as
+        none).
+    n_species : int
+        Species to classify by a Gaussian mixture of intensities (1: no classification).
+    symbols : sequence of str, optional
+        One element symbol per species, lightest first, e.g. ("O", "Si"). Required when
+        ``n_species > 1``; default "X" (unknown) for one species.
+    feature : {"intensity", "height", "intensity+width"}
+        What the species are classified by.
+    options : TraceOptions, optional
+
+    Returns
+    -------
+    TracedAtoms, with species set.
+    """
+    from .classify import classify_species
+
+    if isinstance(n_species, bool) or not isinstance(n_species, (int, np.integer)) or n_species < 1:
+        raise ValueError(f"n_species must be a whole number >= 1, got {n_species!r}.")
+    if symbols is None and n_species > 1:
+        raise ValueError(
+            f"give one element symbol per species, lightest first (e.g. symbols=('O', 'Si')) "
+            f"for n_species={n_species}."
+        )
+    syms = tuple(symbols) if symbols is not None else ("X",)
+    if len(syms) != n_species:
+        raise ValueError(f"{len(syms)} symbols given for n_species={n_species}; give one each.")
+    from .potential import atomic_number
+
+    for sym in syms:
+        if sym != "X":
+            atomic_number(sym)  # raises ValueError naming an unknown element
+    path = Path(volume_path)
+    if not path.is_file():
+        raise ValueError(f"volume file {path} does not exist.")
+    volume, recorded = _read_volume(path)
+    if voxel_size is None and recorded is None:
+        raise ValueError(
+            f"{path.name} records no voxel size: pass voxel_size in Å "
+            "(CLI: wedge trace VOLUME --voxel-size 0.35 -o atoms.xyz)."
+        )
+    traced = trace(volume, voxel_size if voxel_size is not None else recorded, options)
+    traced, _ = classify_species(traced, n_species, feature=feature, symbols=syms)  # type: ignore[arg-type]
+    _write_xyz(Path(out_xyz), traced, f"traced from {path.name} by wedge.atoms.trace")
+    return traced
+
+
+def _write_xyz(path: Path, traced: TracedAtoms, comment: str) -> None:
+    """XYZ with element symbols; unknown species ("X") written as X."""
+    from .xyz import AtomicModel, write_xyz
+
+    syms = traced.element_symbols
+    if "X" not in syms:
+        write_xyz(path, AtomicModel.from_symbols(traced.positions, syms, comment))
+        return
+    body = "".join(
+        f"{s} {x:.6f} {y:.6f} {z:.6f}\n"
+        for s, (x, y, z) in zip(syms, traced.positions, strict=True)
+    )
+    path.write_text(f"{len(syms)}\n{comment}\n{body}")

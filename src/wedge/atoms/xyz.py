@@ -50,14 +50,20 @@ class AtomicModel:
             raise ValueError(f"{pos.shape[0]} positions but {num.shape[0]} atomic numbers.")
         object.__setattr__(self, "positions", pos)
         object.__setattr__(self, "numbers", num)
-        object.__setattr__(self, "symbols", tuple(SYMBOLS[z - 1] for z in num))
+        if np.any((num < 0) | (num > len(SYMBOLS))):
+            raise ValueError(f"atomic numbers must lie in 0..{len(SYMBOLS)} (0 = unknown, 'X').")
+        object.__setattr__(self, "symbols", tuple("X" if z == 0 else SYMBOLS[z - 1] for z in num))
 
     @classmethod
     def from_symbols(
         cls, positions: np.ndarray, symbols: list[str], comment: str = ""
     ) -> AtomicModel:
-        """Build from chemical symbols (or atomic numbers as strings)."""
-        nums = [atomic_number(int(s)) if s.isdigit() else atomic_number(s) for s in symbols]
+        """Build from chemical symbols (or atomic numbers as strings); "X" is an unknown
+        species (atomic number 0), as ``wedge trace`` writes for unclassified atoms."""
+        nums = [
+            0 if s.strip().upper() == "X" else atomic_number(int(s) if s.isdigit() else s)
+            for s in symbols
+        ]
         return cls(positions, np.array(nums, dtype=np.int64), (), comment)
 
     def __len__(self) -> int:
