@@ -82,7 +82,8 @@ def main() -> None:
         afw = best_of(a_fw, 1)
         aad = best_of(a_ad, 1)
         print(
-            f"{n}^3, {args.tilts} tilts | build {build:.2f} s, matrix {op.matrix_bytes / 1e6:.0f} MB"
+            f"{n}^3, {args.tilts} tilts | build {build:.2f} s, "
+            f"matrix {op.matrix_bytes / 1e6:.0f} MB"
             f" | forward wedge {fw:.3f} s, ASTRA {afw:.3f} s, ratio {afw / fw:.1f}x"
             f" | adjoint wedge {ad:.3f} s, ASTRA {aad:.3f} s, ratio {aad / ad:.1f}x"
             f" | forward+adjoint ratio {(afw + aad) / (fw + ad):.1f}x"

@@ -154,3 +154,21 @@ def test_trace_writes_xyz(tmp_path, capsys):
     assert len(model.positions) == len(pos)
     code, _, err = _run(capsys, "trace", str(tmp_path / "v.mrc"), "--species", "0", "-o", "x.xyz")
     assert code == 2 and err.startswith("wedge: error:")
+
+
+def test_refine_angles_never_overwrites_input(simulated, tmp_path, capsys):
+    tlt = simulated / "sim.tlt"
+    before = tlt.read_text()
+    code, _, err = _run(
+        capsys, "refine-angles", str(simulated / "sim.mrc"), "--angles", str(tlt), "-o", str(tlt)
+    )
+    assert code == 2 and err.startswith("wedge: error:") and tlt.read_text() == before
+    out = tmp_path / "refined.tlt"
+    code, _, err = _run(
+        capsys, "refine-angles", str(simulated / "sim.mrc"), "--angles", str(tlt),
+        "--refine", "theta", "--rounds", "1", "--iterations", "5", "--range", "1", "--step", "0.5",
+        "-o", str(out),
+    )  # fmt: skip
+    assert code == 0, err
+    refined = np.loadtxt(out)
+    assert refined.shape == (25,) and np.abs(refined - np.loadtxt(tlt)).max() <= 1.0 + 1e-6

@@ -4,7 +4,7 @@ NumPy in, NumPy out: every public function also accepts torch tensors and return
 on their device. Conventions (axes, angles, centres, units) are in docs/conventions.md.
 """
 
-from . import metrics, phantoms, projectors, simulate
+from . import align, atoms, metrics, phantoms, projectors, simulate
 from .api import Reconstruction, reconstruct
 from .geometry import Geometry
 from .io import read_tiltseries, read_volume, write_tiltseries, write_volume
@@ -16,6 +16,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AngleUnitWarning",
+    "align",
+    "atoms",
     "Geometry",
     "Reconstruction",
     "TiltSeries",

@@ -137,9 +137,7 @@ def reconstruct(
         torch.cuda.reset_peak_memory_stats(dev)
     t0 = time.perf_counter()
     op = make_projector(geom, model or info.default_model)
-    result = info.function(
-        op, images, iterations, x0, tuple(callbacks), options=opts, run=run_opts
-    )
+    result = info.function(op, images, iterations, x0, tuple(callbacks), options=opts, run=run_opts)
     elapsed = time.perf_counter() - t0
     peak = int(torch.cuda.max_memory_allocated(dev)) if dev.type == "cuda" else None
     return Reconstruction(

@@ -171,6 +171,25 @@ def cmd_compare(args: argparse.Namespace) -> None:
     print(f"report: {result.report}")
 
 
+def cmd_refine_angles(args: argparse.Namespace) -> None:
+    from .align import RefineOptions, refine_angles_file
+
+    opts = RefineOptions(
+        search_range=args.range,
+        step=args.step,
+        angles=tuple(a.strip() for a in args.refine.split(",")),
+        refine_shifts=args.shifts,
+        search=args.search,
+        rounds=args.rounds,
+        iterations=args.iterations,
+    )
+    out = refine_angles_file(
+        args.stack, args.angles, args.output, thickness=args.thickness, options=opts,
+        device=args.device,
+    )  # fmt: skip
+    print(f"wrote refined angles to {out}")
+
+
 def cmd_trace(args: argparse.Namespace) -> None:
     from .atoms import trace_file
 
@@ -261,6 +280,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--quiet", action="store_true")
     s.add_argument("-o", "--output", default="demo-out", help="output directory")
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("refine-angles", help="refine tilt angles (RESIRE's procedure)")
+    s.add_argument("stack")
+    s.add_argument("--angles", required=True, help="starting angles (.tlt/.rawtlt/.mdoc)")
+    s.add_argument("--range", type=float, default=3.0, help="search ±range, degrees")
+    s.add_argument("--step", type=float, default=0.5, help="coarse search step, degrees")
+    s.add_argument("--refine", default="phi,theta,psi", help="which Euler angles to refine")
+    s.add_argument("--shifts", action="store_true", help="also refine in-plane shifts")
+    s.add_argument("--search", default="brute", help="brute or gradient")
+    s.add_argument("--rounds", type=int, default=5, help="reconstruct-and-search rounds")
+    s.add_argument("--iterations", type=int, default=50, help="RESIRE iterations per round")
+    s.add_argument("--thickness", type=int, default=None)
+    s.add_argument("--device", default=None)
+    s.add_argument("-o", "--output", required=True, help="new angle file (never the input)")
+    s.set_defaults(func=cmd_refine_angles)
 
     s = sub.add_parser("trace", help="trace atoms in a reconstructed volume → XYZ")
     s.add_argument("volume", help="reconstructed volume (MRC/TIFF/HDF5/.npy)")

@@ -174,7 +174,7 @@ class TiltSeries:
 
     def __getitem__(self, index: Any) -> TiltSeries:
         idx = np.atleast_1d(np.arange(self.n_tilts)[index])
-        pick = (lambda a: None if a is None else a[idx])  # noqa: E731
+        pick = lambda a: None if a is None else a[idx]  # noqa: E731
         return TiltSeries(
             self.images[idx],
             self.angles[idx],

@@ -7,15 +7,19 @@ backprojection  ``bp``
 fbp       ``fbp``, ``wbp`` (filtered / weighted back-projection)
 algebraic ``art``, ``sart``, ``sirt``
 cgls      ``cgls``
+resire    ``resire`` (Pham et al. 2023)
+genfire   ``genfire`` (Pryor et al. 2017)
 ========  =================================================================
 """
 
-from . import algebraic, backprojection, cgls, fbp  # noqa: F401  (register the methods)
+from . import algebraic, backprojection, cgls, fbp, genfire, resire  # noqa: F401  (register)
 from .algebraic import ARTOptions, IterativeOptions, SARTOptions, SIRTOptions
 from .cgls import CGLSOptions
 from .constraints import Constraints
 from .fbp import FILTERS, FBPOptions
+from .genfire import GENFIREOptions
 from .registry import METHODS, MethodInfo, get_method, methods, register_method
+from .resire import RESIREOptions
 
 __all__ = [
     "METHODS",
@@ -25,6 +29,8 @@ __all__ = [
     "CGLSOptions",
     "FBPOptions",
     "FILTERS",
+    "GENFIREOptions",
+    "RESIREOptions",
     "IterativeOptions",
     "SARTOptions",
     "SIRTOptions",

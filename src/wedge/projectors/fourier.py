@@ -9,21 +9,24 @@ Forward, for a volume ``x`` (Z, Y, X) and images with rotation ``R_i``:
 4. multiply by the phase of the detector centre and the image shift, inverse 2D FFT, crop,
    keep the real part.
 
-Every step is linear, so the adjoint is the exact vector-Jacobian product (torch's
-backward of FFT and ``grid_sample``). Projections are in the same units as the ray
-projectors (line integrals in voxel units); the Fourier interpolation makes them agree to
-a few percent for smooth objects, better with larger ``os``.
+Every step is linear. :func:`fourier_slice_project` is differentiable (volume and pose);
+the registered :class:`FourierSliceProjector` precomputes the slice grid for its geometry
+and transposes every step by hand, which is exact and ~2.5× cheaper than autograd.
+Projections are in the same units as the ray projectors (line integrals in voxel units);
+the Fourier interpolation makes them agree to a few percent for smooth objects, better
+with larger ``os``.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..geometry import Geometry
-from .base import Projector, autograd_adjoint, register_projector
+from .base import Projector, register_projector
 
 __all__ = ["FourierSliceProjector", "fourier_slice_project"]
 
@@ -90,23 +93,101 @@ def fourier_slice_project(
 
 @register_projector("fourier")
 class FourierSliceProjector(Projector):
-    """Fourier-slice projector with oversampling (RESIRE's FST forward model)."""
+    """Fourier-slice projector with oversampling (RESIRE's FST forward model).
 
-    pose_differentiable = True
+    Forward: the maths of :func:`fourier_slice_project`
+    (zero-pad by ``oversampling``, centred 3D FFT, trilinear sampling of the central slice
+    ``Rᵀ(f_u, f_v, 0)``, detector-centre and shift phase, inverse 2D FFT, crop, real part).
+    Adjoint: each of those steps transposed by hand (2D FFT / M, conjugate phase,
+    scatter-add of the trilinear weights, conjugate ramp, M₃ × inverse 3D FFT, crop, real
+    part) instead of autograd, which re-runs the forward: about 2.5× less work per RESIRE
+    iteration. For a single-axis geometry (no Y shift, detector as tall as the volume) the
+    tilt axis needs no oversampling — the slice hits the Y grid exactly and the Y transform
+    is the identity — so Y is not padded: another 3× less. Agreement with the
+    differentiable :func:`fourier_slice_project` (and its autograd adjoint) and the
+    dot-product test are in ``tests/test_projectors.py``. Pose gradients go through
+    :func:`fourier_slice_project`, which this class does not use.
+    """
 
     def __init__(self, geometry: Geometry, oversampling: float = 3.0) -> None:
         super().__init__(geometry)
         if not oversampling >= 1:
             raise ValueError(f"oversampling must be ≥ 1, got {oversampling}.")
         self.oversampling = float(oversampling)
-        self.matrices = geometry.matrices(self.device).to(torch.float32)
-        sh = geometry.shifts
-        self.shifts = None if sh is None else torch.tensor(sh, dtype=torch.float32).to(self.device)
+        nz, ny, nx = geometry.volume_shape
+        nvy, nu = geometry.detector_shape
+        sh = geometry.shifts_array
+        self.exact_y = bool(geometry.is_single_axis and nvy == ny and not np.any(sh[:, 1]))
+        os_ = self.oversampling
+        self.pad = (_padded(nz, os_), ny if self.exact_y else _padded(ny, os_), _padded(nx, os_))
+        self.pv = nvy if self.exact_y else _padded(nvy, os_)
+        self.pu = _padded(nu, os_)
+        dev = self.device
+        fu = torch.fft.fftfreq(self.pu, device=dev, dtype=torch.float64)
+        fv = torch.fft.fftfreq(self.pv, device=dev, dtype=torch.float64)
+        r = geometry.matrices(dev)
+        f3 = (
+            fu[None, None, :, None] * r[:, None, None, 0]
+            + fv[None, :, None, None] * r[:, None, None, 1]
+        )
+        mz, my, mx = self.pad
+        size = f3.new_tensor([mx, my, mz])
+        #: fractional (x, y, z) index of every slice sample on the shifted grid
+        self.idx = (f3 * size + torch.div(size, 2, rounding_mode="floor")).to(torch.float32)
+        self.grid = ((2 * self.idx.double() + 1) / size - 1).to(torch.float32)
+        cu = torch.tensor((nu - 1) / 2 + sh[:, 0], device=dev)
+        cv = torch.tensor((nvy - 1) / 2 + sh[:, 1], device=dev)
+        ph = fu[None, None, :] * cu[:, None, None] + fv[None, :, None] * cv[:, None, None]
+        self.phase = torch.exp(-2j * math.pi * ph).to(torch.complex64)
+        self.ramps = []
+        for axis, (n, m) in enumerate(zip(geometry.volume_shape, self.pad, strict=True)):
+            f = torch.fft.fftfreq(m, device=dev, dtype=torch.float64)
+            view = [1, 1, 1]
+            view[axis] = m
+            ramp = torch.exp(2j * math.pi * f * ((n - 1) / 2)).to(torch.complex64)
+            self.ramps.append(ramp.reshape(view))
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        return fourier_slice_project(
-            x, self.matrices, self.shifts, self.geometry.detector_shape, self.oversampling
+        spec = torch.fft.fftn(x, s=self.pad)
+        for ramp in self.ramps:
+            spec = spec * ramp
+        spec = torch.fft.fftshift(spec)
+        inp = torch.stack([spec.real, spec.imag])[None]
+        s = F.grid_sample(
+            inp, self.grid[None], mode="bilinear", padding_mode="zeros", align_corners=False
         )
+        sl = torch.complex(s[0, 0], s[0, 1]) * self.phase
+        nvy, nu = self.geometry.detector_shape
+        return torch.fft.ifft2(sl).real[:, :nvy, :nu].contiguous()
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        return autograd_adjoint(self._forward, y, self.volume_shape)
+        mz, my, mx = self.pad
+        ys = torch.fft.fft2(y, s=(self.pv, self.pu)) / (self.pv * self.pu)
+        ys = ys * self.phase.conj()
+        acc = torch.zeros(mz * my * mx, 2, device=y.device, dtype=torch.float32)
+        vals = torch.view_as_real(ys).reshape(-1, 2)  # (n·pv·pu, 2)
+        base = torch.floor(self.idx)
+        frac = (self.idx - base).reshape(-1, 3)
+        b = base.long().reshape(-1, 3)
+        y_offsets = (0,) if self.exact_y else (0, 1)
+        for ox in (0, 1):
+            for oy in y_offsets:
+                for oz in (0, 1):
+                    c = b + b.new_tensor([ox, oy, oz])
+                    w = (frac[:, 0] if ox else 1 - frac[:, 0]) * (
+                        frac[:, 2] if oz else 1 - frac[:, 2]
+                    )
+                    if not self.exact_y:
+                        w = w * (frac[:, 1] if oy else 1 - frac[:, 1])
+                    ok = (c >= 0).all(1) & (c < c.new_tensor([mx, my, mz])).all(1)
+                    w = w * ok
+                    c = torch.where(ok[:, None], c, 0)
+                    flat = (c[:, 2] * my + c[:, 1]) * mx + c[:, 0]
+                    acc.index_add_(0, flat, vals * w[:, None])
+        spec = torch.view_as_complex(acc).reshape(mz, my, mx)
+        spec = torch.fft.ifftshift(spec)
+        for ramp in self.ramps:
+            spec = spec * ramp.conj()
+        x = torch.fft.ifftn(spec) * (mz * my * mx)
+        nz, ny, nx = self.volume_shape
+        return x.real[:nz, :ny, :nx].contiguous()
