@@ -141,35 +141,38 @@ def grid_projections(
     phase = fu[None, None, :] * cu[:, None, None] + fv[None, :, None] * cv[:, None, None]
     spec2 = spec2 * torch.exp(2j * math.pi * phase)  # refer the phase to the image centre
     r = matrices.to(dev, torch.float64)
-    f3 = (
-        fu[None, None, :, None] * r[:, None, None, 0]
-        + fv[None, :, None, None] * r[:, None, None, 1]
-    )
     size = torch.tensor([mx, my, mz], device=dev, dtype=torch.float64)
-    pos = f3.reshape(-1, 3) * size  # grid units, origin at 0
-    val = spec2.reshape(-1)
-    # Friedel mates: F(−f) = conj F(f) for a real object
-    pos = torch.cat([pos, -pos])
-    val = torch.cat([val, val.conj()])
     half = torch.div(size, 2, rounding_mode="floor")
-    idx_f = pos + half  # fractional index on the shifted grid (x, y, z)
-    base = torch.floor(idx_f)
-    acc = torch.zeros(mz * my * mx, dtype=torch.complex128, device=dev)
-    wsum = torch.zeros(mz * my * mx, dtype=torch.float64, device=dev)
+    # single-precision accumulators: the grid is the memory cost of GENFIRE (12 B/voxel)
+    acc = torch.zeros(mz * my * mx, dtype=torch.complex64, device=dev)
+    wsum = torch.zeros(mz * my * mx, dtype=torch.float32, device=dev)
     offsets = torch.tensor(
         [[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)], device=dev, dtype=torch.float64
     )
-    for off in offsets:
-        node = base + off
-        dist = torch.linalg.vector_norm(node - idx_f, dim=1)
-        inside = (dist <= cutoff) & (node >= 0).all(1) & (node < size).all(1)
-        nd = node[inside].long()
-        w = 1.0 / (dist[inside] + 1e-3)
-        flat = (nd[:, 2] * my + nd[:, 1]) * mx + nd[:, 0]
-        acc.index_add_(0, flat, val[inside] * w)
-        wsum.index_add_(0, flat, w)
-    values = torch.where(wsum > 0, acc / wsum.clamp(min=1e-30), torch.zeros_like(acc))
-    return values.reshape(mz, my, mx).to(torch.complex64), wsum.reshape(mz, my, mx).float()
+    per_chunk = max(1, (1 << 21) // (pv * pu))  # images per chunk: ~2M slice samples
+    for i0 in range(0, n, per_chunk):
+        sl = slice(i0, i0 + per_chunk)
+        f3 = (
+            fu[None, None, :, None] * r[sl, None, None, 0]
+            + fv[None, :, None, None] * r[sl, None, None, 1]
+        )
+        pos = f3.reshape(-1, 3) * size  # grid units, origin at 0
+        val = spec2[sl].reshape(-1)
+        # Friedel mates: F(−f) = conj F(f) for a real object
+        for sign, v in ((1.0, val), (-1.0, val.conj())):
+            idx_f = sign * pos + half  # fractional index on the shifted grid (x, y, z)
+            base = torch.floor(idx_f)
+            for off in offsets:
+                node = base + off
+                dist = torch.linalg.vector_norm(node - idx_f, dim=1)
+                inside = (dist <= cutoff) & (node >= 0).all(1) & (node < size).all(1)
+                nd = node[inside].long()
+                w = 1.0 / (dist[inside] + 1e-3)
+                flat = (nd[:, 2] * my + nd[:, 1]) * mx + nd[:, 0]
+                acc.index_add_(0, flat, (v[inside] * w).to(torch.complex64))
+                wsum.index_add_(0, flat, w.to(torch.float32))
+    acc /= wsum.clamp(min=1e-30)  # weighted mean; zero where nothing was measured
+    return acc.reshape(mz, my, mx), wsum.reshape(mz, my, mx)
 
 
 def _inverse_spectrum(spec: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
