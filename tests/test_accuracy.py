@@ -28,14 +28,7 @@ from wedge.runner import RunOptions
 QUIET = RunOptions(progress=False)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These problems are tiny: one torch thread avoids OpenMP start-up and spin costs
-    (large on a loaded machine); the previous setting is restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _shepp(n: int) -> np.ndarray:
