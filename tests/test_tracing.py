@@ -10,10 +10,10 @@ import torch
 from scipy import optimize, stats
 from scipy.spatial import cKDTree
 
+from wedge.atoms import TraceOptions, trace, trace_file
 from wedge.atoms.classify import classify_species, fit_gaussian_mixture, gaussian_intersections
 from wedge.atoms.evaluation import compare
 from wedge.atoms.potential import potential_volume
-from wedge.atoms.tracing import TraceOptions, trace, trace_file
 from wedge.atoms.xyz import read_xyz
 
 

@@ -12,7 +12,8 @@
 from .classify import SpeciesClassification, classify_species
 from .evaluation import ComparisonReport, compare
 from .potential import potential_volume, slice_potentials
-from .tracing import TracedAtoms, TraceOptions, trace, trace_file
+from .trace_io import trace_file
+from .tracing import TracedAtoms, TraceOptions, trace
 from .xyz import AtomicModel, read_xyz, write_xyz
 
 __all__ = [
