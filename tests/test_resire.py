@@ -191,3 +191,37 @@ def test_resire_fst_acceptance_on_authors_data():
     assert pearson(x, truth) >= 0.973
     assert relative_l2(x, truth) <= 0.215
     assert pearson(x, authors) >= 0.98
+
+
+def test_accelerated_resire_converges_faster_and_checks_its_step():
+    """FISTA momentum on RESIRE's step (t = 1): a lower objective than plain RESIRE at the
+    same iteration count, on data from another projector; t > 1 is refused (FISTA needs
+    s ≤ 1/L)."""
+    vol = np.zeros((16, 8, 16), np.float32)
+    vol[5:11, 2:6, 4:12] = 1.0
+    vol[7:9, 3:5, 6:8] = 2.0
+    angles = np.linspace(-70, 70, 21)
+    b = wedge.project(vol, angles, model="fourier", device="cpu")
+    series = wedge.TiltSeries(b, angles)
+    kw = dict(iterations=30, model="ray", thickness=16, progress=False, device="cpu")
+    plain = wedge.reconstruct(series, "resire", step=1.0, **kw)
+    fast = wedge.reconstruct(series, "resire", step=1.0, acceleration=True, **kw)
+    # measured: residual 4.05 vs 7.68 after 30 iterations (0.53×); relative L2 0.166 vs 0.235
+    assert fast.history[-1]["residual_norm"] < 0.7 * plain.history[-1]["residual_norm"]
+    assert relative_l2(fast.volume, vol) < relative_l2(plain.volume, vol)
+    with pytest.raises(ValueError, match="acceleration needs step"):
+        RESIREOptions(acceleration=True, step=2.0)
+
+
+def test_accelerated_resire_resumes_from_a_checkpoint(tmp_path):
+    """The momentum state (x_prev, Π x_prev, t) is in the checkpoint: 2 × 6 == 12."""
+    rng = np.random.default_rng(0)
+    angles = np.linspace(-60, 60, 9)
+    b = rng.random((9, 6, 10)).astype(np.float32)
+    series = wedge.TiltSeries(b, angles)
+    kw = dict(model="ray", thickness=8, progress=False, device="cpu", acceleration=True, step=1.0)
+    full = wedge.reconstruct(series, "resire", iterations=12, **kw)
+    ck = tmp_path / "ck.pt"
+    wedge.reconstruct(series, "resire", iterations=6, checkpoint=ck, **kw)
+    resumed = wedge.reconstruct(series, "resire", iterations=12, checkpoint=ck, **kw)
+    np.testing.assert_allclose(resumed.volume, full.volume, rtol=1e-5, atol=1e-6)
