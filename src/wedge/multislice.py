@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from ._backend import as_tensor, resolve_device, to_output
 from .geometry import euler_to_matrix
 from .optics import Microscope, transfer_function, wavelength
+from .projectors.general import volume_grid_coordinates
 
 __all__ = [
     "MultisliceOptions",
@@ -123,10 +124,9 @@ def rotate_volume(volume: Any, euler_deg: Any) -> torch.Tensor:
     )
     q = torch.stack([xx, yy, zz], -1)  # (Z, Y, X, 3) as (x, y, z)
     p = q @ rt.T  # source positions Rᵀ q
-    half = torch.tensor([max(n - 1, 1) / 2 for n in (nx, ny, nz)], dtype=v.dtype, device=dev)
-    grid = (p / half)[None]
+    grid = volume_grid_coordinates(p, (nz, ny, nx))[None]
     out = F.grid_sample(
-        v[None, None], grid, mode="bilinear", padding_mode="zeros", align_corners=True
+        v[None, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False
     )
     return out[0, 0]
 

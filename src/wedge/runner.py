@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from .projectors.base import Projector
 
-__all__ = ["Iteration", "RunOptions", "RunResult", "run", "Callback"]
+__all__ = ["Iteration", "RunOptions", "RunResult", "run", "Callback", "data_weight"]
 
 #: ``callback(record, x) -> bool | None``; returning True stops the run after this iteration.
 Callback = Callable[[dict[str, float], torch.Tensor], "bool | None"]
@@ -116,6 +116,13 @@ def holdout_mask(shape: Sequence[int], fraction: float, seed: int, device: Any) 
     """A 0/1 float mask with ``fraction`` of its pixels set to 0 (withheld), seeded."""
     g = torch.Generator().manual_seed(seed)
     return (torch.rand(tuple(shape), generator=g) >= fraction).to(device, torch.float32)
+
+
+def data_weight(data: torch.Tensor, options: RunOptions) -> torch.Tensor | None:
+    """The 0/1 data weight of ``options.holdout`` for ``data`` (None when hold-out is off)."""
+    if options.holdout <= 0:
+        return None
+    return holdout_mask(data.shape, options.holdout, options.seed, data.device)
 
 
 def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:

@@ -71,6 +71,22 @@ def atomic_number(element: int | str) -> int:
     return z
 
 
+def _atoms_input(
+    positions_A: Any, numbers: Any, thermal_sigma: float, cutoff: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validated (n, 3) float64 positions and (n,) atomic numbers from NumPy or torch input."""
+    if thermal_sigma < 0 or not np.isfinite(thermal_sigma):
+        raise ValueError(f"thermal_sigma must be a finite number >= 0 Å, got {thermal_sigma}.")
+    if not (cutoff > 0 and np.isfinite(cutoff)):
+        raise ValueError(f"cutoff must be a positive number of Å, got {cutoff}.")
+    pos = np.asarray(
+        positions_A.detach().cpu() if isinstance(positions_A, torch.Tensor) else positions_A,
+        dtype=np.float64,
+    ).reshape(-1, 3)
+    z_num = _as_numbers(numbers.cpu() if isinstance(numbers, torch.Tensor) else numbers)
+    return pos, z_num
+
+
 def _as_numbers(numbers: Any) -> np.ndarray:
     arr = np.asarray(numbers).reshape(-1)
     if arr.dtype.kind in "USO":
@@ -229,17 +245,8 @@ def potential_volume(
     removes the sub-voxel aliasing of point sampling from the voxel sum.
     """
     shp = _check_grid(shape, voxel_size)
-    if thermal_sigma < 0 or not np.isfinite(thermal_sigma):
-        raise ValueError(f"thermal_sigma must be a finite number >= 0 Å, got {thermal_sigma}.")
-    if not (cutoff > 0 and np.isfinite(cutoff)):
-        raise ValueError(f"cutoff must be a positive number of Å, got {cutoff}.")
     like = positions_A
-    pos = np.asarray(
-        positions_A.detach().cpu() if isinstance(positions_A, torch.Tensor) else positions_A,
-        dtype=np.float64,
-    )
-    z_num = _as_numbers(numbers.cpu() if isinstance(numbers, torch.Tensor) else numbers)
-    pos = pos.reshape(-1, 3) if pos.size else pos.reshape(0, 3)
+    pos, z_num = _atoms_input(positions_A, numbers, thermal_sigma, cutoff)
     _check_box(pos, z_num, shp, (voxel_size,) * 3)
     dev = resolve_device(device, positions_A)
     d = float(voxel_size)
@@ -343,16 +350,8 @@ def slice_potentials(
     shp = _check_grid(shape, pixel_size, "pixel_size")
     if not (np.isfinite(slice_thickness) and slice_thickness > 0):
         raise ValueError(f"slice_thickness must be a positive number of Å, got {slice_thickness}.")
-    if thermal_sigma < 0 or not np.isfinite(thermal_sigma):
-        raise ValueError(f"thermal_sigma must be a finite number >= 0 Å, got {thermal_sigma}.")
-    if not (cutoff > 0 and np.isfinite(cutoff)):
-        raise ValueError(f"cutoff must be a positive number of Å, got {cutoff}.")
     like = positions_A
-    pos = np.asarray(
-        positions_A.detach().cpu() if isinstance(positions_A, torch.Tensor) else positions_A,
-        dtype=np.float64,
-    ).reshape(-1, 3)
-    z_num = _as_numbers(numbers.cpu() if isinstance(numbers, torch.Tensor) else numbers)
+    pos, z_num = _atoms_input(positions_A, numbers, thermal_sigma, cutoff)
     _check_box(pos, z_num, shp, (slice_thickness, pixel_size, pixel_size))
     dev = resolve_device(device, positions_A)
     ns, ny, nx = shp

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from collections.abc import Sequence
 from typing import Any, Literal, get_args
 
@@ -46,8 +45,8 @@ import numpy as np
 import torch
 
 from ..projectors.base import Projector
-from ..projectors.single_axis import SparseProjector
-from ..runner import Callback, Iteration, RunOptions, RunResult, holdout_mask
+from ..projectors.single_axis import SparseProjector, csr_tensor
+from ..runner import Callback, Iteration, RunOptions, RunResult, data_weight
 from ..runner import run as run_iterations
 from .constraints import Constraints
 from .registry import register_method
@@ -226,10 +225,7 @@ def _prepare(
         x0 = torch.as_tensor(x0, dtype=torch.float32).to(op.device)
         if tuple(x0.shape) != op.volume_shape:
             raise ValueError(f"x0 has shape {tuple(x0.shape)} but the volume is {op.volume_shape}.")
-    weight = None
-    if run.holdout > 0:
-        weight = holdout_mask(data.shape, run.holdout, run.seed, data.device)
-    return data, x0, weight, cons
+    return data, x0, data_weight(data, run), cons
 
 
 # ---------------------------------------------------------------------------------- SIRT
@@ -287,12 +283,6 @@ class SIRT(Iteration):
 
 
 # --------------------------------------------------------------- per-image operators
-def _csr(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, size) -> torch.Tensor:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(crow, col, val, size=size, check_invariants=False)
-
-
 def _transpose_csr(a: torch.Tensor) -> torch.Tensor:
     crow, col, val = a.crow_indices(), a.col_indices(), a.values()
     rows = torch.repeat_interleave(
@@ -306,7 +296,7 @@ def _transpose_csr(a: torch.Tensor) -> torch.Tensor:
     crow_t = torch.zeros(a.shape[1] + 1, dtype=torch.int64, device=val.device)
     crow_t[1:] = torch.cumsum(counts, 0)
     # int32 indices like the projector's own matrices (int64 CSR products are much slower)
-    return _csr(crow_t.int(), idx[1].int(), coo.values(), (a.shape[1], a.shape[0]))
+    return csr_tensor(crow_t.int(), idx[1].int(), coo.values(), (a.shape[1], a.shape[0]))
 
 
 def _fast_path(op: Projector) -> bool:
@@ -336,12 +326,11 @@ class _Blocks:
                 lo, hi = i * nu, (i + 1) * nu + 1
                 c_i = crow[lo:hi] - crow[lo]
                 s, e = int(crow[lo]), int(crow[hi - 1])
-                blk = _csr(c_i, col[s:e], val[s:e], (nu, nz * nx))
+                blk = csr_tensor(c_i, col[s:e], val[s:e], (nu, nz * nx))
                 self.a_i.append(blk)
                 self.at_i.append(_transpose_csr(blk))
         else:
-            kw = {k: getattr(op, k) for k in ("n_sub", "step", "oversampling") if hasattr(op, k)}
-            self.ops = [type(op)(op.geometry[i], **kw) for i in range(n)]
+            self.ops = [op.with_geometry(op.geometry[i]) for i in range(n)]
 
     # layouts ---------------------------------------------------------------------
     def to_work(self, x: torch.Tensor) -> torch.Tensor:
@@ -379,7 +368,7 @@ class _Blocks:
     def row_norms(self, i: int) -> torch.Tensor:
         """Fast path: ``‖a_r‖²`` of every ray (detector column) of image ``i``, shape (X_det, 1)."""
         blk = self.a_i[i]
-        sq = _csr(blk.crow_indices(), blk.col_indices(), blk.values() ** 2, blk.shape)
+        sq = csr_tensor(blk.crow_indices(), blk.col_indices(), blk.values() ** 2, blk.shape)
         return torch.sparse.mm(sq, self.ones_volume())
 
     def ones_volume(self) -> torch.Tensor:

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from ..projectors.base import Projector
-from ..projectors.fourier import centred_spectrum
+from ..projectors.fourier import _padded, centred_spectrum
 from ..runner import Callback, Iteration, RunOptions, RunResult
 from ..runner import run as _run
 from .constraints import Constraints
@@ -82,10 +82,6 @@ class GENFIREOptions:
             raise ValueError(f"rfree_fraction must lie in [0, 0.5), got {self.rfree_fraction}.")
         if self.resolution_extension < 0:
             raise ValueError("resolution_extension must be ≥ 0 iterations.")
-
-
-def _padded(n: int, oversampling: float) -> int:
-    return max(n, int(math.ceil(n * oversampling)))
 
 
 def grid_bytes(volume_shape: Sequence[int], oversampling: float = 3.0) -> int:

@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 
 from ..geometry import Geometry
-from ..projectors.base import PROJECTORS, Projector
-from ..runner import Callback, Iteration, RunOptions, RunResult, holdout_mask, run
+from ..projectors.base import Projector
+from ..runner import Callback, Iteration, RunOptions, RunResult, data_weight, run
 from .constraints import Constraints
 from .registry import register_method
 
@@ -50,7 +50,6 @@ __all__ = [
     "tv_prox",
     "l1_prox",
     "extended_volume_shape",
-    "rebuild_projector",
 ]
 
 _REGULARISERS = ("none", "tv", "l1")
@@ -205,16 +204,6 @@ def extended_volume_shape(geometry: Geometry) -> tuple[int, int, int]:
     return (nz, size(ey, ny), size(ex, nx))
 
 
-def rebuild_projector(op: Projector, geometry: Geometry) -> Projector:
-    """A projector of the same kind and options as ``op`` on another geometry."""
-    opts: dict[str, Any] = {}
-    for name in ("oversampling", "n_sub", "step"):
-        if hasattr(op, name):
-            opts[name] = getattr(op, name)
-    cls = PROJECTORS.get(op.name, type(op))
-    return cls(geometry, **opts)
-
-
 def _centre_slices(big: Sequence[int], small: Sequence[int]) -> tuple[slice, ...]:
     return tuple(slice((b - s) // 2, (b - s) // 2 + s) for b, s in zip(big, small, strict=True))
 
@@ -346,9 +335,7 @@ def _run_resire(
         )
     dev = op.device
     data = data.to(dev, torch.float32)
-    weight = None
-    if run_opts.holdout > 0:
-        weight = holdout_mask(data.shape, run_opts.holdout, run_opts.seed, dev)
+    weight = data_weight(data, run_opts)
     support = None
     if options.support is not None:
         support = torch.as_tensor(np.asarray(options.support), device=dev).to(torch.float32)
@@ -361,7 +348,7 @@ def _run_resire(
     cbs = list(callbacks)
     if options.extended_object:
         ext = extended_volume_shape(op.geometry)
-        work_op = rebuild_projector(work_op, op.geometry.replace(volume_shape=ext))
+        work_op = work_op.with_geometry(op.geometry.replace(volume_shape=ext))
         crop = _centre_slices(ext, shape)
         pad = []
         for b, s in zip(reversed(ext), reversed(shape), strict=True):

@@ -95,6 +95,12 @@ class Projector:
             )
         yield 0, self.volume_shape[1], self._adjoint(y.to(self.device, torch.float32))
 
+    def with_geometry(self, geometry: Geometry) -> Projector:
+        """A projector of the same class and options on another geometry (a subset of
+        images, a wider volume, …)."""
+        opts = {k: getattr(self, k) for k in ("n_sub", "step", "oversampling") if hasattr(self, k)}
+        return type(self)(geometry, **opts)
+
     def norm_estimate(self, iterations: int = 20, seed: int = 0) -> float:
         """Operator norm ‖A‖₂ by power iteration on AᵀA."""
         g = torch.Generator(device="cpu").manual_seed(seed)

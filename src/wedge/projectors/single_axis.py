@@ -166,18 +166,24 @@ def voxel_matrix(
     return _assemble(blocks, beta.size, nu, nz, nx)
 
 
+def csr_tensor(
+    crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, size: tuple[int, int]
+) -> torch.Tensor:
+    """A torch CSR tensor from its arrays, without invariant checks or the beta warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, col, val, size=size, check_invariants=False)
+
+
 def _to_torch_csr(m: sp.csr_matrix, device: torch.device) -> torch.Tensor:
     """Wrap SciPy CSR arrays as a torch CSR tensor (no copy on the CPU when int32)."""
     idx = np.int32 if m.nnz < 2**31 - 1 else np.int64
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        t = torch.sparse_csr_tensor(
-            torch.from_numpy(np.asarray(m.indptr, dtype=idx)),
-            torch.from_numpy(np.asarray(m.indices, dtype=idx)),
-            torch.from_numpy(m.data),
-            size=m.shape,
-            check_invariants=False,
-        )
+    t = csr_tensor(
+        torch.from_numpy(np.asarray(m.indptr, dtype=idx)),
+        torch.from_numpy(np.asarray(m.indices, dtype=idx)),
+        torch.from_numpy(m.data),
+        m.shape,
+    )
     return t.to(device)
 
 
