@@ -12,7 +12,7 @@ import ast
 import logging
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -304,17 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True, help="output .xyz")
     s.set_defaults(func=cmd_trace)
 
-    _add_extra_commands(sub)
     return p
-
-
-#: extra subcommands contributed by feature modules: (name, help, configure(parser))
-EXTRA_COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = []
-
-
-def _add_extra_commands(sub: Any) -> None:
-    for name, help_text, configure in EXTRA_COMMANDS:
-        configure(sub.add_parser(name, help=help_text))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
