@@ -38,7 +38,7 @@ def _series(rng, **kw) -> TiltSeries:
 
 
 def _leftovers(directory) -> list[str]:
-    return [p.name for p in directory.iterdir() if ".tmp-" in p.name]
+    return [p.name for p in directory.iterdir() if ".wedge-tmp-" in p.name]
 
 
 # ----------------------------------------------------------------------------- atomic_output
@@ -48,7 +48,7 @@ def test_atomic_output_success_keeps_suffix_and_cleans_up(tmp_path):
     target = tmp_path / "out.mrc"
     with atomic_output(target) as tmp:
         assert tmp.parent == tmp_path
-        assert tmp.suffix == ".mrc" and tmp.name.startswith(".out.mrc.tmp-")
+        assert tmp.suffix == ".mrc" and tmp.name.startswith(f".out.mrc.wedge-tmp-{os.getpid()}-")
         tmp.write_bytes(b"abc")
         assert not target.exists()
     assert target.read_bytes() == b"abc"

@@ -86,15 +86,8 @@ def trace_file(
 
 
 def _write_xyz(path: Path, traced: TracedAtoms, comment: str) -> None:
-    """XYZ with element symbols; unknown species ("X") written as X."""
+    """XYZ with element symbols, unknown species ("X") as X; written atomically."""
     from .xyz import AtomicModel, write_xyz
 
-    syms = traced.element_symbols
-    if "X" not in syms:
-        write_xyz(path, AtomicModel.from_symbols(traced.positions, syms, comment))
-        return
-    body = "".join(
-        f"{s} {x:.6f} {y:.6f} {z:.6f}\n"
-        for s, (x, y, z) in zip(syms, traced.positions, strict=True)
-    )
-    path.write_text(f"{len(syms)}\n{comment}\n{body}")
+    model = AtomicModel.from_symbols(traced.positions, list(traced.element_symbols), comment)
+    write_xyz(path, model)

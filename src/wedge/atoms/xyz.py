@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +47,8 @@ class AtomicModel:
         num = np.asarray(self.numbers, dtype=np.int64).reshape(-1)
         if num.shape[0] != pos.shape[0]:
             raise ValueError(f"{pos.shape[0]} positions but {num.shape[0]} atomic numbers.")
+        if not np.all(np.isfinite(pos)):
+            raise ValueError("atom positions contain NaN or Inf; give finite x, y, z in Å.")
         object.__setattr__(self, "positions", pos)
         object.__setattr__(self, "numbers", num)
         if np.any((num < 0) | (num > len(SYMBOLS))):
@@ -78,7 +79,7 @@ class AtomicModel:
 _PROP_RE = re.compile(r"properties=(\S+)", re.IGNORECASE)
 
 
-def _columns(comment: str) -> tuple[int, int]:
+def _columns(comment: str, where: str) -> tuple[int, int]:
     """Column indices of the species and of the first position component."""
     m = _PROP_RE.search(comment)
     if not m:
@@ -90,55 +91,154 @@ def _columns(comment: str) -> tuple[int, int]:
             species = col
         if name.lower() in ("pos", "positions") and pos is None:
             pos = col
-        col += int(width)
+        try:
+            col += int(width)
+        except ValueError:
+            raise ValueError(
+                f"{where}, line 2: extended-XYZ Properties {m.group(1)!r} give the width of "
+                f"{name!r} as {width!r}; each property is name:type:width with a whole-number "
+                "width."
+            ) from None
     if species is None or pos is None:
         raise ValueError(
-            f"extended XYZ Properties {m.group(1)!r} lack 'species' or 'pos'; "
+            f"{where}, line 2: extended XYZ Properties {m.group(1)!r} lack 'species' or 'pos'; "
             "name the element and position columns."
         )
     return species, pos
 
 
+def _atom_count(first: str, where: str) -> int:
+    token = first.split()[0] if first.split() else ""
+    try:
+        n = int(token)
+    except ValueError:
+        raise ValueError(
+            f"{where}, line 1: expected the atom count (a whole number), got {first.strip()!r}; "
+            "an XYZ file starts with the number of atoms, then a comment line."
+        ) from None
+    if n < 0:
+        raise ValueError(
+            f"{where}, line 1: the atom count is {n}; it must be 0 or more (the number of "
+            "atom lines that follow the comment line)."
+        )
+    return n
+
+
+def _check_after_frame(lines: list[str], n: int, where: str) -> None:
+    """Refuse non-blank lines after the ``n`` atom lines: more atoms or a second frame."""
+    extra = [(i, ln) for i, ln in enumerate(lines[2 + n :], start=3 + n) if ln.strip()]
+    if not extra:
+        return
+    lineno, text = extra[0]
+    token = text.split()[0]
+    if token.lstrip("+-").isdigit() and len(text.split()) == 1:
+        raise ValueError(
+            f"{where}, line {lineno}: a second frame starts here; wedge reads single-frame XYZ "
+            "files, so keep one frame per file (e.g. split the trajectory with ASE)."
+        )
+    raise ValueError(
+        f"{where}, line {lineno}: {len(extra)} non-blank line(s) follow the {n} atom lines "
+        f"announced on line 1; fix the atom count or remove the extra lines."
+    )
+
+
+def _parse_atoms(
+    rows: list[str], s_col: int, p_col: int, where: str
+) -> tuple[list[str], np.ndarray]:
+    need = max(s_col + 1, p_col + 3)
+    symbols: list[str] = []
+    pos = np.empty((len(rows), 3), dtype=np.float64)
+    for i, text in enumerate(rows):
+        lineno = i + 3
+        cols = text.split()
+        if len(cols) < need:
+            raise ValueError(
+                f"{where}, line {lineno}: expected {need} columns ('El x y z'), got "
+                f"{text.strip()!r}; each atom line holds an element and x y z in Å."
+            )
+        for k, axis in enumerate("xyz"):
+            value = cols[p_col + k]
+            try:
+                pos[i, k] = float(value)
+            except ValueError:
+                raise ValueError(
+                    f"{where}, line {lineno}: {axis} = {value!r} is not a number; "
+                    "positions are x y z in Å."
+                ) from None
+            if not np.isfinite(pos[i, k]):
+                raise ValueError(
+                    f"{where}, line {lineno}: {axis} = {value!r} is not finite; "
+                    "give finite x y z in Å."
+                )
+        symbols.append(cols[s_col])
+    return symbols, pos
+
+
 def read_xyz(path: str | os.PathLike) -> AtomicModel:
-    """Read a plain or extended XYZ file (first frame) into an :class:`AtomicModel`."""
+    """Read a plain or extended XYZ file into an :class:`AtomicModel`.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    AtomicModel
+
+    Raises
+    ------
+    ValueError
+        A missing or non-text file, an atom count that is not a whole number >= 0, too few
+        atom lines, a short line, a non-numeric or non-finite coordinate, an unknown element,
+        or anything but blank lines after the announced atoms. Messages name the file and
+        the line.
+
+    Notes
+    -----
+    One frame per file: wedge reads single-frame XYZ, and a multi-frame (trajectory) file
+    is refused rather than silently reduced to its first frame. Trailing blank lines are
+    ignored.
+    """
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"XYZ file {str(p)!r} does not exist; check the path.")
-    lines = p.read_text().splitlines()
     try:
-        n = int(lines[0].split()[0])
-    except (IndexError, ValueError):
-        raise ValueError(f"{p}: the first line must be the atom count.") from None
+        lines = p.read_text().splitlines()
+    except UnicodeDecodeError:
+        raise ValueError(f"{p} is not a text file; an XYZ file is plain text.") from None
+    if not lines or not lines[0].strip():
+        raise ValueError(
+            f"{p}, line 1: the file is empty or starts with a blank line; an XYZ file starts "
+            "with the number of atoms."
+        )
+    n = _atom_count(lines[0], str(p))
     comment = lines[1].strip() if len(lines) > 1 else ""
-    rows = [ln.split() for ln in lines[2 : 2 + n]]
-    if len(rows) < n or any(len(r) < 4 for r in rows):
-        raise ValueError(f"{p}: expected {n} atom lines 'El x y z' after the comment line.")
-    s_col, p_col = _columns(comment)
-    symbols = [r[s_col] for r in rows]
-    try:
-        pos = np.array([[float(v) for v in r[p_col : p_col + 3]] for r in rows], dtype=np.float64)
-    except ValueError:
-        raise ValueError(f"{p}: positions must be numbers (x y z in Å).") from None
+    rows = lines[2 : 2 + n]
+    if len(rows) < n:
+        raise ValueError(
+            f"{p}: line 1 announces {n} atoms but only {len(rows)} atom line(s) follow the "
+            "comment line; fix the atom count or add the missing lines."
+        )
+    _check_after_frame(lines, n, str(p))
+    s_col, p_col = _columns(comment, str(p))
+    symbols, pos = _parse_atoms(rows, s_col, p_col, str(p))
+    first_line: dict[str, int] = {}
+    for i, sym in enumerate(symbols):
+        first_line.setdefault(sym, i + 3)
+    for sym, lineno in first_line.items():
+        try:
+            if sym.upper() != "X":
+                atomic_number(int(sym) if sym.isdigit() else sym)
+        except ValueError as exc:
+            raise ValueError(f"{p}, line {lineno}: {exc}") from None
     return AtomicModel.from_symbols(pos, symbols, comment)
 
 
 def _write_text(path: Path, text: str) -> None:
-    try:
-        from ..io.atomic import atomic_output
-    except ImportError:
-        atomic_output = None
-    if atomic_output is not None:
-        with atomic_output(path) as tmp:
-            Path(tmp).write_text(text)
-        return
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from ..io.atomic import atomic_output
+
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
 
 
 def write_xyz(path: str | os.PathLike, model: AtomicModel, *, extended: bool = False) -> None:
