@@ -77,7 +77,7 @@ def test_tiltseries_validation():
     with pytest.raises(ValueError, match="NaN or Inf"):
         TiltSeries(bad, ang)
     with pytest.raises(ValueError, match="3D array"):
-        TiltSeries(np.zeros((2, 3, 4, 5)), ang[:2])
+        TiltSeries(np.zeros((2, 3, 4, 5, 6)), ang[:2])
     with pytest.raises(ValueError, match="pixel_size"):
         TiltSeries(imgs, ang, pixel_size=-1)
     with pytest.warns(wedge.AngleUnitWarning, match="radians"):

@@ -320,4 +320,4 @@ def test_full_demo_under_two_minutes(tmp_path):
     result = demo(tmp_path, progress=False)
     elapsed = time.perf_counter() - t0
     assert elapsed < 120, f"demo took {elapsed:.0f} s"
-    assert [r.method for r in result.metrics] == wedge.methods()
+    assert [r.method for r in result.metrics] == wedge.list_methods()

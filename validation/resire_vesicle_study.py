@@ -45,7 +45,7 @@ def methods_available() -> list[str]:
         from wedge.methods import algebraic, fbp  # noqa: F401
     except ImportError:
         pass
-    return wedge.methods()
+    return wedge.list_methods()
 
 
 def study(vol: np.ndarray, iterations: int, dose: float, seed: int) -> dict:

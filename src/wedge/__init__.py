@@ -4,11 +4,11 @@ NumPy in, NumPy out: every public function also accepts torch tensors and return
 on their device. Conventions (axes, angles, centres, units) are in docs/conventions.md.
 """
 
-from . import align, atoms, metrics, phantoms, projectors, simulate
+from . import align, atoms, methods, metrics, phantoms, projectors, simulate
 from .api import Reconstruction, reconstruct
 from .geometry import Geometry
 from .io import read_tiltseries, read_volume, write_tiltseries, write_volume
-from .methods import methods
+from .methods.registry import list_methods
 from .projectors import backproject, project
 from .tiltseries import AngleUnitWarning, TiltSeries
 
@@ -22,6 +22,7 @@ __all__ = [
     "Reconstruction",
     "TiltSeries",
     "backproject",
+    "list_methods",
     "methods",
     "metrics",
     "phantoms",

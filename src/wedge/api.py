@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,16 +12,19 @@ import numpy as np
 import torch
 
 from ._backend import as_tensor, resolve_device
+from ._options import coerce_field, option_fields
 from .geometry import Geometry
-from .methods.registry import build_options, get_method
+from .memory import check_memory, estimate_memory
+from .methods.registry import MethodInfo, build_options, get_method
+from .parameters import check_refine
 from .preprocess import rotate_images
+from .problem import Problem
 from .projectors import make_projector
-from .runner import Callback, RunOptions
+from .projectors.options import ProjectorOptions, projector_name
+from .runner import Callback, RunOptions, RunResult
 from .tiltseries import TiltSeries
 
 __all__ = ["Reconstruction", "reconstruct"]
-
-_RUN_FIELDS = {f.name for f in dataclasses.fields(RunOptions)}
 
 
 @dataclasses.dataclass
@@ -44,6 +48,9 @@ class Reconstruction:
         or ``"direct"``.
     peak_memory_bytes : int or None
         Peak CUDA memory of the run (None on CPU).
+    series : TiltSeries or None
+        The input series carrying the refined acquisition parameters (the input itself,
+        unchanged, where nothing was refined): ready to reconstruct again or save.
     """
 
     volume: np.ndarray
@@ -55,12 +62,54 @@ class Reconstruction:
     elapsed_s: float
     stopped: str
     peak_memory_bytes: int | None = None
+    series: TiltSeries | None = None
 
     def save(self, path: Any) -> Any:
         """Write the volume (MRC by default) with the voxel size in the header."""
         from .io import write_volume
 
         return write_volume(path, self.volume, voxel_size=self.voxel_size)
+
+
+def _identity(info: MethodInfo, opts: Any, projector: str | None, popts: Any) -> dict[str, str]:
+    """The method facts a checkpoint must match (options with arrays reduced to digests)."""
+    from .runner import data_digest
+
+    fields = {}
+    for f in dataclasses.fields(opts):
+        v = getattr(opts, f.name)
+        if v is not None and not isinstance(v, bool | int | float | str | tuple):
+            v = "array " + data_digest(as_tensor(v, "cpu"))
+        fields[f.name] = v
+    return {"method": info.name, "options": repr(fields), "projector": f"{projector} {popts!r}"}
+
+
+def _run_options(info: MethodInfo, given: dict[str, Any]) -> RunOptions:
+    if "checkpoint" in given and given["checkpoint"] is not None and not info.iterative:
+        warnings.warn(
+            f"{info.name} is a direct method: the checkpoint {given['checkpoint']} is ignored.",
+            UserWarning,
+            stacklevel=3,
+        )
+        given = {k: v for k, v in given.items() if k != "checkpoint"}
+    fields = option_fields(RunOptions)
+    checked = {k: coerce_field("runner", k, fields[k][0], v) for k, v in given.items()}
+    return RunOptions(**checked)
+
+
+def _single_axis_images(series: TiltSeries, images: torch.Tensor, geom: Geometry):
+    """Undo an in-plane tilt-axis angle α by rotating the images by −α, so that the fast
+    single-axis projector applies. Shifts measured in the unrotated images rotate with
+    them: the measured image is the ideal one moved by s, so the rotated image is the ideal
+    single-axis one moved by Z(−α) s."""
+    a = np.deg2rad(series.tilt_axis_angle)
+    images = rotate_images(images, series.tilt_axis_angle)
+    changes: dict[str, Any] = {"tilt_axis_angle": 0.0}
+    if geom.shifts is not None:
+        c, s = np.cos(a), np.sin(a)
+        sh = geom.shifts_array
+        changes["shifts"] = np.stack([c * sh[:, 0] + s * sh[:, 1], -s * sh[:, 0] + c * sh[:, 1]], 1)
+    return images, geom.replace(**changes)
 
 
 def reconstruct(
@@ -74,6 +123,8 @@ def reconstruct(
     device: str | torch.device | None = None,
     x0: Any = None,
     callbacks: Sequence[Callback] = (),
+    projector: ProjectorOptions | None = None,
+    refine: Sequence[str] | str | None = None,
     **options: Any,
 ) -> Reconstruction:
     """Reconstruct a volume from a tilt series with a registered method.
@@ -82,7 +133,7 @@ def reconstruct(
     ----------
     series : TiltSeries
     method : str
-        A name from :func:`wedge.methods` (``wedge methods`` on the command line).
+        A name from :func:`wedge.list_methods` (``wedge methods`` on the command line).
     thickness : int, optional
         Z size in voxels; defaults to the image width X.
     volume_shape : (Z, Y, X), optional
@@ -97,36 +148,92 @@ def reconstruct(
         Initial volume for iterative methods.
     callbacks : sequence of callables
         ``callback(record, x) -> bool``; True stops the run.
+    projector : ProjectorOptions, optional
+        Numerical options of the projector (``n_sub``, ``ray_step``, ``oversampling``).
+    refine : sequence of str, optional
+        Acquisition parameters to refine jointly with the volume (names in
+        :data:`wedge.parameters.REFINABLE`); only methods with a nonlinear model
+        (``kind="model"``) refine. The refined values come back in ``result.series``.
     **options
         The method's options (its dataclass fields) and the runner's
         (:class:`~wedge.runner.RunOptions` fields: ``progress``, ``tol``, ``holdout``,
-        ``checkpoint``, ``reference``, …).
+        ``checkpoint``, ``reference``, …). Values are checked against the fields' types.
+
+    Returns
+    -------
+    Reconstruction
+        ``volume`` is float32 (wedge computes in float32 whatever the input dtype).
+
+    Raises
+    ------
+    ValueError
+        Bad options or shapes; :class:`wedge.memory.InsufficientMemoryError` (a ValueError)
+        when the run cannot fit in the free memory — both before any work starts.
 
     Notes
     -----
     A series with an in-plane tilt-axis angle α and otherwise single-axis geometry has
     its images rotated by −α first (:func:`wedge.preprocess.rotate_images`) so that the
-    fast single-axis projector applies.
+    fast single-axis projector applies; its shifts are rotated with them, so that shifts
+    mean the same on this path as on the general (Euler) path.
     """
     if not isinstance(series, TiltSeries):
         raise TypeError("series must be a wedge.TiltSeries (see wedge.read_tiltseries).")
     info = get_method(method)
-    run_kw = {k: options.pop(k) for k in list(options) if k in _RUN_FIELDS}
+    run_kw = {k: options.pop(k) for k in list(options) if k in option_fields(RunOptions)}
     opts = build_options(info, options)
-    run_opts = RunOptions(**run_kw)
+    if projector is None:
+        projector = ProjectorOptions()
+    elif isinstance(projector, dict):
+        projector = ProjectorOptions.from_mapping(projector)
+    elif not isinstance(projector, ProjectorOptions):
+        raise TypeError("projector must be a wedge.projectors.ProjectorOptions.")
+    names = check_refine(refine, series)
+    if names and info.kind != "model":
+        raise ValueError(
+            f"method {method!r} refines no acquisition parameters; use `wedge refine-angles` "
+            "(wedge.align.refine_angles) or a method with a nonlinear model."
+        )
     if iterations is None:
         iterations = info.default_iterations
-    if info.iterative and (not isinstance(iterations, int | np.integer) or iterations < 1):
+    if info.iterative and (
+        isinstance(iterations, bool)
+        or not isinstance(iterations, int | np.integer)
+        or iterations < 1
+    ):
         raise ValueError(f"iterations must be a positive integer, got {iterations!r}.")
+    if info.kind == "linear" and series.is_focal_series:
+        raise ValueError(
+            f"method {method!r} reconstructs projections (n, Y, X), but the series holds a "
+            f"focal series {series.shape}; use a multislice method or average each tilt's "
+            "focal series first."
+        )
     dev = resolve_device(device)
-    images = as_tensor(series.images, dev)
     geom = series.geometry(
         tuple(volume_shape) if volume_shape is not None else None, thickness=thickness
     )
-    if series.tilt_axis_angle and series.euler is None:
-        images = rotate_images(images, series.tilt_axis_angle)
-        geom = geom.replace(tilt_axis_angle=0.0)
-    geom = geom.to(dev)
+    fast = bool(series.tilt_axis_angle and series.euler is None)
+    proj_name = None
+    if info.kind == "linear":
+        proj_name = projector_name(model or info.default_model, geom.is_single_axis or fast)
+        proj_kw = projector.kwargs_for(proj_name)
+    extra = info.extra_bytes(geom.volume_shape, opts) if info.extra_bytes else 0
+    estimate = estimate_memory(
+        geom.volume_shape,
+        series.shape,
+        work_volumes=info.work_volumes,
+        work_images=info.work_images,
+        projector=proj_name,
+        n_sub=projector.n_sub,
+        oversampling=projector.oversampling,
+        extra=extra,
+    )
+    check_memory(estimate, dev, f"{method} on a {geom.volume_shape} volume")
+    run_opts = _run_options(info, run_kw)
+    run_opts = dataclasses.replace(
+        run_opts,
+        identity={**(run_opts.identity or {}), **_identity(info, opts, proj_name, projector)},
+    )
     if x0 is not None:
         x0 = as_tensor(x0, dev)
         if tuple(x0.shape) != geom.volume_shape:
@@ -136,18 +243,32 @@ def reconstruct(
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     t0 = time.perf_counter()
-    op = make_projector(geom, model or info.default_model)
-    result = info.function(op, images, iterations, x0, tuple(callbacks), options=opts, run=run_opts)
+    if info.kind == "model":
+        problem = Problem(series, geom.volume_shape, dev, projector, names)
+        result: RunResult = info.function(
+            problem, iterations, x0, tuple(callbacks), options=opts, run=run_opts
+        )
+    else:
+        images = as_tensor(series.images, dev)
+        if fast:
+            images, geom = _single_axis_images(series, images, geom)
+        geom = geom.to(dev)
+        op = make_projector(geom, proj_name, **proj_kw)
+        result = info.function(
+            op, images, iterations, x0, tuple(callbacks), options=opts, run=run_opts
+        )
     elapsed = time.perf_counter() - t0
     peak = int(torch.cuda.max_memory_allocated(dev)) if dev.type == "cuda" else None
+    params = getattr(result, "parameters", None)
     return Reconstruction(
         volume=result.x.detach().cpu().numpy().astype(np.float32, copy=False),
         history=result.history,
         method=method,
         options=opts,
-        geometry=geom,
+        geometry=geom.to(dev),
         voxel_size=series.pixel_size,
         elapsed_s=elapsed,
         stopped=result.stopped,
         peak_memory_bytes=peak,
+        series=series if params is None else params.to_series(series),
     )

@@ -23,13 +23,17 @@ class UsageError(ValueError):
     """A command-line mistake (reported like any other bad input)."""
 
 
-def _parse_set(items: Sequence[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs; VALUE is read as a Python literal when it is one, else a string."""
+def _parse_set(items: Sequence[str], flag: str = "--set") -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; VALUE is read as a Python literal when it is one, else a string.
+
+    The values are checked against the option's declared type by the API
+    (:func:`wedge.methods.registry.build_options`), so ``positivity=maybe`` is refused there.
+    """
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.isidentifier():
-            raise UsageError(f"--set expects KEY=VALUE (e.g. relaxation=0.5), got {item!r}.")
+            raise UsageError(f"{flag} expects KEY=VALUE (e.g. relaxation=0.5), got {item!r}.")
         try:
             out[key] = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
@@ -37,28 +41,75 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (existing files compared by inode, others by path)."""
+    try:
+        if a.exists() and b.exists():
+            return a.samefile(b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def _refuse_overwrite(outputs: dict[str, str | None], inputs: dict[str, str | Path | None]) -> None:
+    """Refuse, before any work, an output path that names one of the command's inputs."""
+    for out_label, out in outputs.items():
+        if out is None:
+            continue
+        for in_label, inp in inputs.items():
+            if inp is not None and _same_file(Path(out), Path(inp)):
+                raise UsageError(
+                    f"the {out_label} {out} is the {in_label}; wedge never writes over its "
+                    "inputs: choose another output path."
+                )
+
+
+def _stack_inputs(stack: str, angles: str | None) -> dict[str, str | Path | None]:
+    """The files a stack read may use: the stack, the angle file, and those found beside."""
+    from .io.angles import find_mdoc, find_sidecar_angles
+
+    p = Path(stack)
+    side = find_sidecar_angles(p) if p.exists() else None
+    return {
+        "input stack": stack,
+        "angle file": angles,
+        "angle file found beside the stack": None if side is None else side.path,
+        "SerialEM .mdoc beside the stack": find_mdoc(p) if p.exists() else None,
+    }
+
+
 # ---------------------------------------------------------------------------- commands
 def cmd_info(args: argparse.Namespace) -> None:
+    import numpy as np
+
     from .io import describe
+    from .tiltseries import _check_angles_degrees
 
     info = describe(args.file)
     for key, value in info.items():
         if key == "angles" and value is not None:
-            import numpy as np
-
             a = np.asarray(value)
+            _check_angles_degrees(a)
             value = f"{a.size} angles, {a.min():.2f}..{a.max():.2f}°"
         print(f"{key:>14}: {value}")
 
 
 def cmd_methods(args: argparse.Namespace) -> None:
     from .methods import METHODS
+    from .methods.registry import describe_options
+    from .projectors.options import ProjectorOptions
 
     width = max(len(n) for n in METHODS)
     for name in sorted(METHODS):
         info = METHODS[name]
         kind = f"iterative, default {info.default_iterations} it." if info.iterative else "direct"
-        print(f"{name:<{width}}  {info.summary}  ({kind})")
+        model = "nonlinear model" if info.kind == "model" else f"projector {info.default_model}"
+        print(f"{name:<{width}}  {info.summary}  ({kind}; {model})")
+        for line in describe_options(info.options):
+            print(f"{'':<{width}}    --set {line}")
+    print("\nprojector options (--projector KEY=VALUE), for every linear method:")
+    for line in describe_options(ProjectorOptions):
+        print(f"    {line}")
 
 
 def cmd_simulate(args: argparse.Namespace) -> None:
@@ -113,8 +164,13 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
     from .api import reconstruct
     from .io import read_tiltseries
     from .methods import get_method
+    from .projectors.options import ProjectorOptions
 
     get_method(args.method)  # an unknown name fails before any file is read
+    inputs = _stack_inputs(args.stack, args.angles)
+    _refuse_overwrite({"output": args.output, "checkpoint": args.checkpoint}, inputs)
+    _refuse_overwrite({"output": args.output}, {"checkpoint": args.checkpoint})
+    projector = ProjectorOptions.from_mapping(_parse_set(args.projector, "--projector"))
     series = read_tiltseries(args.stack, angles=args.angles, pixel_size=args.pixel_size)
     if args.tilt_axis_angle is not None:
         import dataclasses
@@ -134,6 +190,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
         model=args.model,
         device=args.device,
         progress=not args.quiet,
+        projector=projector,
         **options,
     )
     out = rec.save(args.output)
@@ -155,6 +212,9 @@ def cmd_compare(args: argparse.Namespace) -> None:
     from .io import read_tiltseries, read_volume
     from .report import compare, text_table
 
+    inputs = _stack_inputs(args.stack, args.angles)
+    inputs["reference volume"] = args.reference
+    _refuse_overwrite({"output directory": args.output}, inputs)
     series = read_tiltseries(args.stack, angles=args.angles, pixel_size=args.pixel_size)
     reference = read_volume(args.reference) if args.reference else None
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -174,10 +234,12 @@ def cmd_compare(args: argparse.Namespace) -> None:
 def cmd_refine_angles(args: argparse.Namespace) -> None:
     from .align import RefineOptions, refine_angles_file
 
+    _refuse_overwrite({"output": args.output}, _stack_inputs(args.stack, args.angles))
+    which = None if args.refine is None else tuple(a.strip() for a in args.refine.split(","))
     opts = RefineOptions(
         search_range=args.range,
         step=args.step,
-        angles=tuple(a.strip() for a in args.refine.split(",")),
+        angles=which,
         refine_shifts=args.shifts,
         search=args.search,
         rounds=args.rounds,
@@ -193,6 +255,7 @@ def cmd_refine_angles(args: argparse.Namespace) -> None:
 def cmd_trace(args: argparse.Namespace) -> None:
     from .atoms import trace_file
 
+    _refuse_overwrite({"output": args.output}, {"input volume": args.volume})
     symbols = tuple(x.strip() for x in args.symbols.split(",")) if args.symbols else None
     atoms = trace_file(
         args.volume, args.output, voxel_size=args.voxel_size, n_species=args.species,
@@ -260,8 +323,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="a method option"
     )
+    s.add_argument(
+        "--projector",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a projector option: n_sub, ray_step or oversampling (see `wedge methods`)",
+    )
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    s.add_argument("-o", "--output", required=True, help="output volume (.mrc)")
+    s.add_argument("-o", "--output", required=True, help="output volume (.mrc; never an input)")
     s.set_defaults(func=cmd_reconstruct)
 
     s = sub.add_parser("compare", help="run several methods and write an HTML report")
@@ -286,7 +356,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--angles", required=True, help="starting angles (.tlt/.rawtlt/.mdoc)")
     s.add_argument("--range", type=float, default=3.0, help="search ±range, degrees")
     s.add_argument("--step", type=float, default=0.5, help="coarse search step, degrees")
-    s.add_argument("--refine", default="phi,theta,psi", help="which Euler angles to refine")
+    s.add_argument(
+        "--refine",
+        default=None,
+        help="Euler angles to refine, e.g. theta or phi,theta,psi (default: what the output "
+        "holds: theta for .tlt/.rawtlt)",
+    )
     s.add_argument("--shifts", action="store_true", help="also refine in-plane shifts")
     s.add_argument("--search", default="brute", help="brute or gradient")
     s.add_argument("--rounds", type=int, default=5, help="reconstruct-and-search rounds")
@@ -323,11 +398,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = show
         try:
             args.func(args)
+        except BrokenPipeError:  # output piped into `head` and the like
+            return 0
+        except MemoryError:
+            print(
+                "wedge: error: out of memory: the reconstruction did not fit in the free "
+                "memory; use a smaller volume (--thickness, binned images) or a larger machine.",
+                file=sys.stderr,
+            )
+            return 2
         except (ValueError, TypeError, OSError, KeyError, RuntimeError) as exc:
             msg = str(exc) or type(exc).__name__
             if isinstance(exc, FileNotFoundError) and exc.filename:
                 msg = f"no such file: {exc.filename}"
-            print(f"wedge: error: {msg}", file=sys.stderr)
+            if "out of memory" in msg.lower():  # torch.OutOfMemoryError (CUDA) and friends
+                msg = (
+                    f"out of memory on the device ({msg.splitlines()[0]}); use a smaller volume "
+                    "(--thickness, binned images) or --device cpu."
+                )
+            print(f"wedge: error: {msg.splitlines()[0] if msg else msg}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print("wedge: interrupted", file=sys.stderr)

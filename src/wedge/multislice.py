@@ -14,7 +14,9 @@ Conventions
 * Per slab m: transmission t_m = exp(iσ W_m) (optionally exp(iσ (1 + iκ) W_m), absorption κ),
   then angular-spectrum propagation over Δz = N_B d (Ren eq. 2),
   P(q) = B(q) exp(2πiΔz (√(1/λ² − q²) − 1/λ)), with B the band limit q ≤ b·q_Nyquist
-  (b = 2/3 against aliasing, Kirkland 2010 §6.8). The exit wave lies at the bottom of the box.
+  (b = 2/3 against aliasing, Kirkland 2010 §6.8). The exit wave lies at the bottom of the box:
+  when Z is not a multiple of N_B the short last slab propagates only its own thickness
+  (for the images this is folded into H, for :func:`exit_wave` applied to the wave).
 * Image at defocus Δf (positive underfocus, measured from the exit plane, or from the box
   centre with ``defocus_reference="center"``): I = |F⁻¹[H(q) F ψ_exit]|² with
   H = A exp(−iχ) from :mod:`wedge.optics` (so H with defocus Δf equals propagation by −Δf).
@@ -211,15 +213,22 @@ def _forward_waves(
 
 
 class _Multislice(torch.autograd.Function):
-    """Intensities (k, Y, X) of slabs (S, Y, X) V·Å; backward is Ren's Algorithm 2."""
+    """Intensities (k, Y, X) of slabs (S, Y, X) V·Å; backward is Ren's Algorithm 2.
+
+    The gradient also reaches the transfer functions ``h`` (k, Y, X) when they require
+    it (defocus and C3 refinement): with Ψ the exit spectrum and G = 2 g ψ_img,
+    ∂L/∂h = conj(Ψ) · F[G] / (Y·X) (PyTorch's conjugate-Wirtinger convention).
+    """
 
     @staticmethod
     def forward(ctx, slabs, psi0, prop, h, sigma, kappa, keep):  # type: ignore[override]
         with torch.no_grad():
             exit_psi, stored = _forward_waves(slabs, psi0, prop, sigma, kappa, keep)
-            img = torch.fft.ifft2(torch.fft.fft2(exit_psi)[None] * h)
+            spec = torch.fft.fft2(exit_psi)
+            img = torch.fft.ifft2(spec[None] * h)
         ctx.save_for_backward(slabs, psi0, prop, h, img)
         ctx.stored, ctx.sigma, ctx.kappa, ctx.keep = stored, sigma, kappa, keep
+        ctx.spec = spec if ctx.needs_input_grad[3] else None
         return img.real**2 + img.imag**2
 
     @staticmethod
@@ -227,7 +236,11 @@ class _Multislice(torch.autograd.Function):
         slabs, psi0, prop, h, img = ctx.saved_tensors
         sigma, kappa, keep, stored = ctx.sigma, ctx.kappa, ctx.keep, ctx.stored
         # dL/dψ_img = 2 g ψ_img (g ≡ ∂L/∂Re + i ∂L/∂Im); adjoint of H and sum over defocus
-        g = torch.fft.ifft2((torch.fft.fft2(2 * g_int * img) * h.conj()).sum(0))
+        g_img = torch.fft.fft2(2 * g_int * img)
+        grad_h = None
+        if ctx.spec is not None:
+            grad_h = ctx.spec.conj()[None] * g_img / (img.shape[-1] * img.shape[-2])
+        g = torch.fft.ifft2((g_img * h.conj()).sum(0))
         grad = torch.empty_like(slabs)
         coef = 1j * sigma * (1 + 1j * kappa)
         n = slabs.shape[0]
@@ -246,7 +259,7 @@ class _Multislice(torch.autograd.Function):
                 gz = torch.fft.ifft2(torch.fft.fft2(g) * prop.conj())
                 grad[m] = (coef * t * waves[m - s] * gz.conj()).real
                 g = t.conj() * gz
-        return grad, None, None, None, None, None, None
+        return grad, None, None, grad_h, None, None, None
 
 
 def _slabs_from_volume(
@@ -284,21 +297,42 @@ def _setup(
     h = transfer_function(
         shape_yx, voxel_size, df, microscope, envelopes=envelopes, tilt=tilt, device=device
     )
-    if options.mode == "multislice" and options.n_bin * voxel_size > 0:
-        last = n_z - (-(-n_z // options.n_bin) - 1) * options.n_bin  # short last slab
-        if last != options.n_bin:
-            # the short last slab propagates less: fold the difference into the defocus
-            extra = propagator(
-                shape_yx,
-                voxel_size,
-                (last - options.n_bin) * voxel_size,
-                lam,
-                band_limit=1.0,
-                tilt=tilt,
-                device=device,
-            )
-            h = h * extra
+    extra = _short_slab_correction(shape_yx, n_z, voxel_size, lam, options, device, tilt)
+    if extra is not None:
+        h = h * extra
     return prop.to(torch.complex64), h.to(torch.complex64)
+
+
+def _short_slab_correction(
+    shape_yx: tuple[int, int],
+    n_z: int,
+    voxel_size: float,
+    lam: float,
+    options: MultisliceOptions,
+    device: torch.device,
+    tilt: tuple[float, float] = (0.0, 0.0),
+) -> torch.Tensor | None:
+    """Propagator by −(N_B − n_last)·d that brings a short last slab back to its own thickness.
+
+    Every slab is propagated by Δz = N_B d; when n_z is not a multiple of N_B the last slab
+    holds only n_last = n_z − (S − 1) N_B voxels, so its wave must travel n_last·d, not
+    N_B·d, for the exit wave to lie at the bottom of the box. Returns None when no
+    correction is needed (single-slice mode or n_z a multiple of N_B); complex128 (Y, X).
+    """
+    if options.mode != "multislice":
+        return None
+    last = n_z - (-(-n_z // options.n_bin) - 1) * options.n_bin
+    if last == options.n_bin:
+        return None
+    return propagator(
+        shape_yx,
+        voxel_size,
+        (last - options.n_bin) * voxel_size,
+        lam,
+        band_limit=1.0,
+        tilt=tilt,
+        device=device,
+    )
 
 
 def _check_volume(volume: Any, voxel_size: float) -> None:
@@ -354,18 +388,46 @@ def exit_wave(
     options: MultisliceOptions | None = None,
     device: Any = None,
 ) -> Any:
-    """Exit wave (Y, X) complex64 at the bottom of the box for a (Z, Y, X) volume in V."""
+    """Exit wave (Y, X) complex64 at the bottom of the box for a (Z, Y, X) volume in V.
+
+    Parameters
+    ----------
+    volume : (Z, Y, X) potential in V (voxel averages), NumPy or torch; z is the beam axis
+        (after the rotation by ``euler``), slice 0 is met first
+    voxel_size : Å (also the pixel size of the wave)
+    microscope : :class:`wedge.optics.Microscope` (only its energy is used)
+    euler : (φ, θ, ψ) degrees or None (volume already in the beam frame)
+    options : :class:`MultisliceOptions`
+    device : torch device, optional
+
+    Returns
+    -------
+    (Y, X) complex64, NumPy for NumPy input, torch for torch input; a unit incident plane wave
+    gives 1 in vacuum.
+
+    Notes
+    -----
+    The wave lies at the exit plane z = Z·d (the bottom of the box, the plane from which
+    ``defocus_reference="exit"`` measures defocus). When Z is not a multiple of
+    ``options.n_bin`` the last slab holds only Z − (S − 1)·N_B voxels and is propagated by
+    its own thickness, not N_B·d, so that
+    ``|F⁻¹[H(Δf) F exit_wave]|² == multislice_images(..., Δf)`` for every Z and N_B.
+    """
     opts = options or MultisliceOptions()
     _check_volume(volume, voxel_size)
     dev = resolve_device(device, volume)
     v = as_tensor(volume, dev)
-    prop, _ = _setup(tuple(v.shape[1:]), v.shape[0], voxel_size, 0.0, microscope, opts, dev)
-    slabs = _slabs_from_volume(v, voxel_size, euler, opts)
-    psi0 = torch.ones(v.shape[1:], dtype=torch.complex64, device=dev)
+    n_z, shape_yx = v.shape[0], tuple(v.shape[1:])
+    prop, _ = _setup(shape_yx, n_z, voxel_size, 0.0, microscope, opts, dev)
+    extra = _short_slab_correction(shape_yx, n_z, voxel_size, microscope.wavelength, opts, dev)
     with torch.no_grad():
+        slabs = _slabs_from_volume(v, voxel_size, euler, opts)
+        psi0 = torch.ones(shape_yx, dtype=torch.complex64, device=dev)
         psi, _ = _forward_waves(
             slabs, psi0, prop, microscope.sigma, opts.absorption, len(slabs) + 1
         )
+        if extra is not None:
+            psi = torch.fft.ifft2(torch.fft.fft2(psi) * extra.to(torch.complex64))
     return psi if isinstance(volume, torch.Tensor) else psi.cpu().numpy()
 
 
@@ -422,7 +484,9 @@ def multislice_gradient(
 
     ``loss="amplitude"``: Σ (√Î − √I)² (Ren eq. 5); ``"intensity"``: Σ (Î − I)².
     ``measured`` is (k, Y, X), one image per defocus value. Returns (loss, gradient) with the
-    gradient NumPy or torch like ``volume``.
+    gradient NumPy or torch like ``volume``. ``volume`` itself is never modified: the
+    gradient is taken with respect to a detached copy, so a caller's tensor keeps its values
+    and its ``requires_grad`` flag.
     """
     _check_volume(volume, voxel_size)
     meas = measured
@@ -434,7 +498,8 @@ def multislice_gradient(
             f"({df.size}, {volume.shape[1]}, {volume.shape[2]}); pass one defocus per image."
         )
     dev = resolve_device(device, volume)
-    v = as_tensor(volume, dev).requires_grad_(True)
+    # a fresh leaf: as_tensor may return the caller's own tensor, which must stay untouched
+    v = as_tensor(volume, dev).detach().requires_grad_(True)
     m = as_tensor(meas, dev)
     pred = multislice_intensity(v, voxel_size, df, microscope, euler=euler, options=options)
     if loss == "amplitude":

@@ -13,24 +13,45 @@ term); their re-projection error is tracked and the run stops once it has risen 
 
 Checkpoints are written atomically every ``checkpoint_every`` iterations; ``run`` with
 the same ``checkpoint`` path resumes from it, and a resumed run gives the same volume as
-an uninterrupted one (the state holds everything the next step needs).
+an uninterrupted one (the state holds everything the next step needs, the hold-out
+patience counter included). A checkpoint records what it belongs to (the method, its
+options, the geometry, a digest of the data, the hold-out and seed) and is refused, with a
+sentence saying what differs, for any other run. It is read with
+``torch.load(weights_only=True)``: tensors, numbers, strings and containers of them only
+(network weights and optimiser states are such), never arbitrary pickled objects.
+
+Methods with a nonlinear or learned forward model use the same runner: their
+:class:`Iteration` has no linear ``op`` and implements :meth:`Iteration.predict` (the
+images of the current state, for the R-factor and the hold-out error) and
+:meth:`Iteration.identity` (what a checkpoint must match).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
+from ._options import coerce_field, option_fields
 from .projectors.base import Projector
 
-__all__ = ["Iteration", "RunOptions", "RunResult", "run", "Callback", "data_weight"]
+__all__ = [
+    "Iteration",
+    "RunOptions",
+    "RunResult",
+    "run",
+    "Callback",
+    "data_weight",
+    "data_digest",
+    "load_checkpoint",
+]
 
 #: ``callback(record, x) -> bool | None``; returning True stops the run after this iteration.
 Callback = Callable[[dict[str, float], torch.Tensor], "bool | None"]
@@ -45,16 +66,33 @@ class Iteration:
     state's ``"x"``) so that the runner's R-factor costs no extra projection.
     """
 
-    def __init__(self, op: Projector, data: torch.Tensor, weight: torch.Tensor | None) -> None:
+    def __init__(
+        self, op: Projector | None, data: torch.Tensor, weight: torch.Tensor | None
+    ) -> None:
         self.op = op
         self.data = data
         self.weight = weight
 
-    def init(self, x0: torch.Tensor) -> dict[str, torch.Tensor]:
+    def init(self, x0: torch.Tensor) -> dict[str, Any]:
         raise NotImplementedError
 
-    def step(self, state: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
+    def step(self, state: dict[str, Any], k: int) -> dict[str, Any]:
         raise NotImplementedError
+
+    def predict(self, state: dict[str, Any]) -> torch.Tensor:
+        """The model images of ``state`` (data-shaped): ``A x`` for a linear method.
+
+        Nonlinear methods override this (and may cache the result as ``state["ax"]``)."""
+        if self.op is None:
+            raise NotImplementedError("an Iteration without a linear op must define predict().")
+        return self.op.forward(state["x"])
+
+    def identity(self) -> dict[str, str]:
+        """What a checkpoint of this algorithm must match, besides the data and the method:
+        by default the geometry of ``op``. Nonlinear methods add their model's facts."""
+        if self.op is None:
+            return {}
+        return {"geometry": repr(self.op.geometry.to("cpu"))}
 
 
 @dataclasses.dataclass
@@ -80,7 +118,11 @@ class RunOptions:
         every ``reference_every`` iterations.
     reference_every : int
     seed : int
-        Seed of the hold-out mask and any random ordering.
+        Seed of the hold-out mask and any random draw of the method (image order, R-free).
+    identity : mapping of str to str, optional
+        Facts a checkpoint must match besides those the runner records itself (geometry,
+        data digest, hold-out, seed): :func:`wedge.reconstruct` fills in the method and its
+        options. Callers of a method function may set their own.
     """
 
     progress: bool = True
@@ -92,8 +134,11 @@ class RunOptions:
     reference: Any = None
     reference_every: int = 1
     seed: int = 0
+    identity: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
+        for name, (tp, _) in option_fields(type(self)).items():
+            object.__setattr__(self, name, coerce_field("runner", name, tp, getattr(self, name)))
         if not 0.0 <= self.holdout < 1.0:
             raise ValueError(f"holdout must be a fraction in [0, 1), got {self.holdout}.")
         if self.tol is not None and not self.tol > 0:
@@ -110,6 +155,9 @@ class RunResult:
     history: list[dict[str, float]]
     stopped: str
     iterations: int
+    #: refined acquisition parameters (a :class:`wedge.parameters.AcquisitionParameters`),
+    #: set by methods that refine them
+    parameters: Any = None
 
 
 def holdout_mask(shape: Sequence[int], fraction: float, seed: int, device: Any) -> torch.Tensor:
@@ -125,11 +173,79 @@ def data_weight(data: torch.Tensor, options: RunOptions) -> torch.Tensor | None:
     return holdout_mask(data.shape, options.holdout, options.seed, data.device)
 
 
+_CHECKPOINT_FORMAT = "wedge-checkpoint-1"
+
+
+def data_digest(t: torch.Tensor) -> str:
+    """A 128-bit BLAKE2b digest of a tensor's shape, dtype and values (no copy on the CPU)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{tuple(t.shape)} {t.dtype}".encode())
+    h.update(t.detach().to("cpu").contiguous().numpy())
+    return h.hexdigest()
+
+
+def run_identity(
+    algorithm: Iteration, options: RunOptions, name: str, x0: torch.Tensor
+) -> dict[str, str]:
+    """What a checkpoint of this run records and must match on resume."""
+    ident = {
+        "method": name or type(algorithm).__name__,
+        "algorithm": type(algorithm).__name__,
+        "volume_shape": str(tuple(x0.shape)),
+        "data": data_digest(algorithm.data),
+        "holdout": repr(options.holdout),
+        "seed": repr(options.seed),
+    }
+    ident.update(algorithm.identity())
+    ident.update({k: str(v) for k, v in (options.identity or {}).items()})
+    return ident
+
+
 def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     from .io import atomic_output
 
     with atomic_output(path) as tmp:
         torch.save(payload, tmp)
+
+
+def load_checkpoint(path: Path, identity: Mapping[str, str], device: Any) -> dict[str, Any]:
+    """Read a checkpoint safely (``weights_only=True``) and check that it belongs to this run.
+
+    Raises
+    ------
+    ValueError
+        The file is not a wedge checkpoint, or it was written by another run (the sentence
+        names what differs).
+    """
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001  (any unreadable file is reported the same way)
+        raise ValueError(
+            f"checkpoint {path} is not a wedge checkpoint that can be read safely "
+            f"({type(exc).__name__}); delete it or choose another checkpoint path."
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != _CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"checkpoint {path} is not a wedge checkpoint (format {_CHECKPOINT_FORMAT} "
+            "expected); delete it or choose another checkpoint path."
+        )
+    saved = payload.get("identity", {})
+    differs = [k for k in identity if saved.get(k) != identity[k]]
+    differs += [k for k in saved if k not in identity]
+    if differs:
+        what = []
+        for k in differs:
+            if k == "data":
+                what.append("the data differ (another tilt series or other values)")
+            elif len(str(saved.get(k))) + len(str(identity.get(k))) < 120:
+                what.append(f"{k} is {saved.get(k)} there but {identity.get(k)} here")
+            else:
+                what.append(f"{k} differs")
+        raise ValueError(
+            f"checkpoint {path} belongs to another run: {'; '.join(what)}. Delete it or choose "
+            "another checkpoint path."
+        )
+    return payload
 
 
 def _r_factor(fit: torch.Tensor, b_abs: torch.Tensor, ok: torch.Tensor) -> float:
@@ -182,7 +298,7 @@ def run(
     if iterations < 1:
         raise ValueError(f"iterations must be a positive integer, got {iterations}.")
     opts = options or RunOptions()
-    op, b, w = algorithm.op, algorithm.data, algorithm.weight
+    b, w = algorithm.data, algorithm.weight
     held = None if w is None else (1.0 - w)
     ckpt = Path(opts.checkpoint) if opts.checkpoint is not None else None
     reference = None
@@ -193,13 +309,14 @@ def run(
                 f"reference has shape {tuple(reference.shape)}, the volume {tuple(x0.shape)}."
             )
 
-    start, history = 0, []
+    start, history, rising = 0, [], 0
     best: tuple[float, torch.Tensor | None, int] = (math.inf, None, 0)
+    identity = run_identity(algorithm, opts, name, x0) if ckpt is not None else {}
     if ckpt is not None and ckpt.exists():
-        payload = torch.load(ckpt, map_location=x0.device, weights_only=False)
+        payload = load_checkpoint(ckpt, identity, x0.device)
         state = payload["state"]
         start, history = int(payload["iteration"]), list(payload["history"])
-        best = payload.get("best", best)
+        best, rising = tuple(payload["best"]), int(payload["rising"])  # type: ignore[assignment]
     else:
         state = algorithm.init(x0)
 
@@ -207,7 +324,7 @@ def run(
     b_abs = (b.abs() if w is None else (b * w).abs()).sum(dim=tuple(range(1, b.ndim)))
     b_ok = b_abs > 0
     b_held = 0.0 if held is None else float(torch.linalg.vector_norm(b * held)) or 1.0
-    stopped, rising = "iterations", 0
+    stopped = "iterations"
     bar = tqdm(
         total=iterations,
         initial=start,
@@ -224,7 +341,7 @@ def run(
         x_norm = float(torch.linalg.vector_norm(x)) or 1.0
         ax = state.get("ax")
         if ax is None:
-            ax = op.forward(x)
+            ax = algorithm.predict(state)
         res = ax - b
         fit = res if w is None else res * w
         rec: dict[str, float] = {
@@ -259,7 +376,16 @@ def run(
         done = stop or k + 1 == iterations
         if ckpt is not None and ((k + 1) % opts.checkpoint_every == 0 or done):
             _save_checkpoint(
-                ckpt, {"state": state, "iteration": k + 1, "history": history, "best": best}
+                ckpt,
+                {
+                    "format": _CHECKPOINT_FORMAT,
+                    "identity": identity,
+                    "state": state,
+                    "iteration": k + 1,
+                    "history": history,
+                    "best": best,
+                    "rising": rising,
+                },
             )
         if stop:
             break

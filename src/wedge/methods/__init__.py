@@ -1,5 +1,8 @@
 """Reconstruction methods, one module per family, registered in :mod:`.registry`.
 
+``wedge.methods`` is this subpackage; the names of the registered methods come from
+:func:`wedge.list_methods` (``wedge methods`` on the command line).
+
 ========  =================================================================
 module    methods
 ========  =================================================================
@@ -18,7 +21,7 @@ from .cgls import CGLSOptions
 from .constraints import Constraints
 from .fbp import FILTERS, FBPOptions
 from .genfire import GENFIREOptions
-from .registry import METHODS, MethodInfo, get_method, methods, register_method
+from .registry import METHODS, MethodInfo, get_method, list_methods, register_method
 from .resire import RESIREOptions
 
 __all__ = [
@@ -35,6 +38,6 @@ __all__ = [
     "SARTOptions",
     "SIRTOptions",
     "get_method",
-    "methods",
+    "list_methods",
     "register_method",
 ]

@@ -532,6 +532,8 @@ def _sequential_run(cls, op, data, iterations, x0, callbacks, options, run, name
     SIRTOptions,
     "SIRT: all images per update, row/column-sum scaling (ASTRA's)",
     default_iterations=100,
+    work_volumes=2,
+    work_images=2,
 )
 def sirt(
     op: Projector,
@@ -555,6 +557,8 @@ def sirt(
     SARTOptions,
     "SART: one image per update, row/column-sum scaling",
     default_iterations=10,
+    work_volumes=3,
+    work_images=2,
 )
 def sart(
     op: Projector,
@@ -576,6 +580,8 @@ def sart(
     ARTOptions,
     "ART (Kaczmarz) per image block or per ray, with relaxation",
     default_iterations=5,
+    work_volumes=3,
+    work_images=2,
 )
 def art(
     op: Projector,

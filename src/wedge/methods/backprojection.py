@@ -19,7 +19,14 @@ class BPOptions:
     """Options of plain back-projection (none yet: it is ``Aᵀ b / n``)."""
 
 
-@register_method("bp", BPOptions, "plain (unfiltered) back-projection Aᵀb / n", iterative=False)
+@register_method(
+    "bp",
+    BPOptions,
+    "plain (unfiltered) back-projection Aᵀb / n",
+    iterative=False,
+    work_volumes=0,
+    work_images=0,
+)
 def bp(
     op: Projector,
     data: torch.Tensor,

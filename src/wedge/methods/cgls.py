@@ -123,6 +123,8 @@ class CGLS(Iteration):
     CGLSOptions,
     "CGLS: conjugate gradients on the normal equations",
     default_iterations=20,
+    work_volumes=4,
+    work_images=3,
 )
 def cgls(
     op: Projector,

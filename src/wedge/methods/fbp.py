@@ -195,6 +195,8 @@ def _direct(
     iterative=False,
     default_iterations=1,
     default_model="ray",
+    work_volumes=0,
+    work_images=2,
 )
 def fbp(
     op: Projector,
@@ -223,6 +225,8 @@ def fbp(
     iterative=False,
     default_iterations=1,
     default_model="ray",
+    work_volumes=0,
+    work_images=2,
 )
 def wbp(
     op: Projector,

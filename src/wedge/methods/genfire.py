@@ -59,8 +59,6 @@ class GENFIREOptions:
     resolution_extension : int
         Iterations over which the enforced radius grows from 10 % to the full spectrum
         (0: enforce every measured point from the start).
-    seed : int
-        Seed of the R-free selection.
     """
 
     oversampling: float = 3.0
@@ -69,7 +67,6 @@ class GENFIREOptions:
     support: Any = None
     rfree_fraction: float = 0.05
     resolution_extension: int = 0
-    seed: int = 0
 
     def __post_init__(self) -> None:
         if not self.oversampling >= 1:
@@ -200,6 +197,7 @@ class GENFIRE(Iteration):
         data: torch.Tensor,
         options: GENFIREOptions,
         support: torch.Tensor | None,
+        seed: int = 0,
     ) -> None:
         super().__init__(op, data, None)
         g = op.geometry
@@ -215,7 +213,7 @@ class GENFIRE(Iteration):
             options.interpolation_cutoff,
         )
         known = w > 0
-        gen = torch.Generator().manual_seed(options.seed)
+        gen = torch.Generator().manual_seed(int(seed))
         draw = torch.rand(tuple(known.shape), generator=gen).to(op.device)
         self.free = known & (draw < options.rfree_fraction)
         self.enforce = known & ~self.free
@@ -255,6 +253,9 @@ class GENFIRE(Iteration):
     "GENFIRE Fourier gridding + iterative constraint enforcement, R-free (Pryor et al. 2017)",
     default_iterations=100,
     default_model="ray",
+    work_volumes=3,
+    work_images=1,
+    extra_bytes=lambda shape, o: 6 * grid_bytes(shape, o.oversampling),
 )
 def genfire(
     op: Projector,
@@ -269,7 +270,8 @@ def genfire(
     """Reconstruct with GENFIRE. ``op`` supplies the geometry and the R-factor's forward model.
 
     The history's ``r_factor`` uses ``op`` (the sparse ray projector by default, cheap);
-    ``r_free`` is GENFIRE's own figure on withheld Fourier grid points. The runner's
+    ``r_free`` is GENFIRE's own figure on withheld Fourier grid points, drawn with the
+    runner's ``seed``. The runner's
     data-space hold-out is not used (GENFIRE withholds in Fourier space).
     """
     options = options or GENFIREOptions()
@@ -284,7 +286,7 @@ def genfire(
     support = None
     if options.support is not None:
         support = torch.as_tensor(np.asarray(options.support), device=dev).to(torch.float32)
-    alg = GENFIRE(op, data, options, support)
+    alg = GENFIRE(op, data, options, support, seed=run_opts.seed)
     x_init = torch.zeros(op.volume_shape, device=dev) if x0 is None else x0.to(dev, torch.float32)
 
     def record_rfree(rec: dict[str, float], x: torch.Tensor) -> bool:

@@ -77,8 +77,9 @@ class RESIREOptions:
         Inner iterations of the TV proximal operator.
     extended_object : bool
         Reconstruct a laterally extended slab (see the module notes).
-    thickness : int, optional
-        ``N`` of the step normalisation, in voxels; defaults to the volume's Z size.
+    step_thickness : int, optional
+        ``N`` of the step normalisation, in voxels; defaults to the volume's Z size. (Not the
+        volume's thickness, which is :func:`wedge.reconstruct`'s ``thickness``.)
     acceleration : bool
         Nesterov/FISTA momentum on the same step (Beck & Teboulle 2009; the acceleration
         Ren et al. use for multislice tomography). Off by default: the paper's RESIRE is
@@ -93,7 +94,7 @@ class RESIREOptions:
     reg_weight: float = 0.0
     tv_iterations: int = 20
     extended_object: bool = False
-    thickness: int | None = None
+    step_thickness: int | None = None
     acceleration: bool = False
 
     def __post_init__(self) -> None:
@@ -115,9 +116,9 @@ class RESIREOptions:
                 f"acceleration needs step ≤ 1 (FISTA's step 1/L), got {self.step}; "
                 "pass step=1.0 with acceleration=True."
             )
-        if self.thickness is not None and self.thickness < 1:
+        if self.step_thickness is not None and self.step_thickness < 1:
             raise ValueError(
-                f"thickness must be a positive number of voxels, got {self.thickness}."
+                f"step_thickness must be a positive number of voxels, got {self.step_thickness}."
             )
 
 
@@ -226,7 +227,7 @@ class RESIRE(Iteration):
     ) -> None:
         super().__init__(op, data, weight)
         n = data.shape[0]
-        thickness = options.thickness or op.volume_shape[0]
+        thickness = options.step_thickness or op.volume_shape[0]
         self.options = options
         self.scale = options.step / (n * thickness)
         self.constraints = Constraints(positivity=options.positivity, support=support)
@@ -282,6 +283,8 @@ class RESIRE(Iteration):
     "RESIRE real-space gradient descent, step t/(n·N) (Pham et al. 2023)",
     default_iterations=100,
     default_model="fourier",
+    work_volumes=4,
+    work_images=3,
 )
 def resire(
     op: Projector,

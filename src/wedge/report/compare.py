@@ -167,7 +167,7 @@ def _check_methods(methods: Sequence[str]) -> list[str]:
         methods = [m.strip() for m in methods.split(",") if m.strip()]
     names = list(methods)
     if not names:
-        raise ValueError("methods is empty; name at least one method (see wedge.methods()).")
+        raise ValueError("methods is empty; name at least one method (see wedge.list_methods()).")
     dup = sorted({m for m in names if names.count(m) > 1})
     if dup:
         raise ValueError(f"method(s) {', '.join(dup)} are listed more than once; list each once.")

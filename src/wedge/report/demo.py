@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from ..methods.registry import get_method
-from ..methods.registry import methods as registered_methods
+from ..methods.registry import list_methods as registered_methods
 from .compare import ComparisonResult, compare
 
 __all__ = ["DEMO_ITERATIONS", "demo"]
