@@ -14,6 +14,7 @@ from wedge.multislice import (
     MultisliceOptions,
     band_limit_mask,
     bin_slices,
+    exit_wave,
     multislice_gradient,
     multislice_images,
     multislice_intensity,
@@ -21,7 +22,13 @@ from wedge.multislice import (
     propagator,
     rotate_volume,
 )
-from wedge.optics import Microscope, transfer_function, wavelength, weak_phase_ctf
+from wedge.optics import (
+    Microscope,
+    gauss_hermite,
+    transfer_function,
+    wavelength,
+    weak_phase_ctf,
+)
 
 LAM = wavelength(300e3)
 
@@ -160,6 +167,22 @@ def test_defocus_batch_equals_single_calls():
         np.testing.assert_allclose(batch[k], multislice_images(v, 0.4, df, mic)[0], atol=1e-6)
 
 
+@pytest.mark.parametrize("nz", [7, 6])
+def test_exit_wave_through_transfer_function_equals_images(nz):
+    """|F⁻¹[H(Δf) F ψ_exit]|² equals multislice_images at Δf, also for a short last slab."""
+    mic = Microscope(energy=300e3, cs=1e7)
+    d, n = 0.4, 32
+    vol = 300 * _blob((nz, n, n), (2.0, -1.5, 0.5), 1.5) + 200 * _blob((nz, n, n), (-4, 3, -1), 1)
+    opts = MultisliceOptions(n_bin=3)
+    df = [0.0, 150.0, -300.0]
+    psi = exit_wave(vol, d, mic, options=opts)
+    h = transfer_function((n, n), d, df, mic).numpy()
+    via_exit = np.abs(np.fft.ifft2(h * np.fft.fft2(psi)[None])) ** 2
+    img = multislice_images(vol, d, df, mic, options=opts)
+    assert np.abs(img - 1).max() > 0.05  # enough contrast for a misplaced exit plane to show
+    np.testing.assert_allclose(via_exit, img, atol=1e-5, rtol=0)
+
+
 # ------------------------------------------------------------------ gradient
 def _autograd_reference(vol, d, df, mic, opts, euler):
     """Plain-torch multislice differentiated by autograd (independent of the custom backward)."""
@@ -219,6 +242,17 @@ def test_multislice_gradient_amplitude_loss_and_bad_defocus():
         multislice_gradient(vol, meas, 0.5, [0.0], mic)
 
 
+def test_multislice_gradient_leaves_the_callers_tensor_untouched():
+    g = torch.Generator().manual_seed(3)
+    vol = torch.rand((4, 12, 12), generator=g, dtype=torch.float32) * 10
+    before = vol.clone()
+    meas = torch.ones((1, 12, 12))
+    _, grad = multislice_gradient(vol, meas, 0.5, [50.0], Microscope(cs=1e7), device="cpu")
+    assert not vol.requires_grad and vol.grad is None
+    torch.testing.assert_close(vol, before, atol=0, rtol=0)
+    assert isinstance(grad, torch.Tensor) and not grad.requires_grad
+
+
 # ------------------------------------------------------------------ simulation
 def test_hrtem_tilt_series_small():
     model = AtomicModel(np.array([[0.0, 0.0, 0.0], [2.0, -1.0, 1.0]]), np.array([78, 46]), ())
@@ -251,6 +285,156 @@ def test_hrtem_tilt_series_small():
     )
 
 
+def _hrtem_specimen(nz=4, n=32):
+    """Two smooth blobs (V): band-limited well inside the propagator's 2/3-Nyquist limit."""
+    return 200 * _blob((nz, n, n), (3.0, -2.0, 0.0), 3.0) + 150 * _blob((nz, n, n), (-5, 4, 0), 2.5)
+
+
+def test_hrtem_focal_spread_is_gauss_hermite_average_of_coherent_images():
+    n, d, df, fs = 32, 0.4, np.array([100.0, 400.0]), 40.0
+    vol = _hrtem_specimen(6, n)
+    mic = Microscope(cs=1e7, focal_spread=fs)
+    sim = hrtem_tilt_series(
+        vol, angles=[0.0], defocus=df, microscope=mic, voxel_size=d, focal_samples=5, device="cpu"
+    ).images[0]
+    nodes, weights = gauss_hermite(5, fs)
+    average = sum(
+        w * multislice_images(vol, d, df + x, mic, device="cpu")
+        for x, w in zip(nodes, weights, strict=True)
+    )
+    coherent = multislice_images(vol, d, df, mic, device="cpu")
+    np.testing.assert_allclose(sim, average, atol=1e-5, rtol=0)
+    assert np.abs(sim - coherent).max() > 100 * 1e-5  # the focal spread blurs measurably
+
+
+def _tilted_plane_wave_images(vol, d, df, mic, k_yx):
+    """Plain NumPy multislice of an incident plane wave exp(2πi k·r) (k on the FFT grid, 1/Å),
+    propagator band-limited to 2/3 Nyquist, images with H = exp(−iχ), χ from Kirkland 3.42."""
+    nz, n = vol.shape[0], vol.shape[1]
+    lam = mic.wavelength
+    qy, qx = np.meshgrid(np.fft.fftfreq(n, d), np.fft.fftfreq(n, d), indexing="ij")
+    q2 = qy**2 + qx**2
+    y, x = np.meshgrid(np.arange(n) * d, np.arange(n) * d, indexing="ij")
+    psi = np.exp(2j * np.pi * (k_yx[0] * y + k_yx[1] * x))
+    prop = (q2 <= (1 / (3 * d)) ** 2) * np.exp(2j * np.pi * d * (np.sqrt(lam**-2 - q2) - 1 / lam))
+    for m in range(nz):
+        psi = np.fft.ifft2(np.fft.fft2(np.exp(1j * mic.sigma * d * vol[m]) * psi) * prop)
+    chi = np.pi * lam * q2 * (-np.asarray(df)[:, None, None] + 0.5 * mic.cs * lam**2 * q2)
+    return np.abs(np.fft.ifft2(np.exp(-1j * chi) * np.fft.fft2(psi))) ** 2
+
+
+def test_hrtem_beam_divergence_is_gauss_hermite_average_over_tilted_plane_waves():
+    """With 3 nodes per axis at 0, ±√3 s/λ, choose s so that ±√3 s/λ = ±1/(N d): the nodes
+    are grid frequencies and each tilted plane wave can be simulated directly."""
+    n, d, df = 32, 0.4, np.array([150.0, 500.0])
+    vol = _hrtem_specimen(4, n)
+    s_mrad = 1e3 * LAM / (np.sqrt(3) * n * d)
+    mic = Microscope(cs=1e7, illumination_semiangle=s_mrad)
+    sim = hrtem_tilt_series(
+        vol, angles=[0.0], defocus=df, microscope=mic, voxel_size=d, tilt_samples=3, device="cpu"
+    ).images[0]
+    _, w = gauss_hermite(3, 1.0)
+    k = np.array([-1.0, 0.0, 1.0]) / (n * d)
+    average = sum(
+        w[a] * w[b] * _tilted_plane_wave_images(vol, d, df, mic, (k[a], k[b]))
+        for a in range(3)
+        for b in range(3)
+    )
+    coherent = _tilted_plane_wave_images(vol, d, df, mic, (0.0, 0.0))
+    np.testing.assert_allclose(sim, average, atol=1e-5, rtol=0)
+    assert np.abs(sim - coherent).max() > 100 * 1e-5
+
+
+def _circular_shift(a, b):
+    """Shift (y, x) in pixels that moves image a onto image b: peak of the circular
+    cross-correlation, refined by a parabola through the peak and its neighbours."""
+    n = np.array(a.shape)
+    cc = np.fft.ifft2(np.conj(np.fft.fft2(a - a.mean())) * np.fft.fft2(b - b.mean())).real
+    peak = np.array(np.unravel_index(np.argmax(cc), cc.shape))
+    out = []
+    for ax in range(2):
+        step = np.eye(2, dtype=int)[ax]
+        lo, c0, hi = (cc[tuple((peak + s * step) % n)] for s in (-1, 0, 1))
+        whole = (peak[ax] + n[ax] // 2) % n[ax] - n[ax] // 2
+        out.append(whole + 0.5 * (lo - hi) / (lo - 2 * c0 + hi))
+    return np.array(out)
+
+
+def test_beam_tilt_shifts_defocused_image_by_defocus_times_tan_tilt():
+    """A plane wave tilted by α (direction k̂) through a thin phase object: the image at
+    defocus Δf (underfocus, i.e. the wave propagated back by Δf) is the untilted one moved
+    by (d − Δf) tan α along k̂ (d: the slab's propagation to the exit plane; Cs = 0)."""
+    n, d, df = 64, 0.25, 600.0
+    mic = Microscope(energy=300e3)
+    vol = torch.as_tensor(3000 * _blob((1, n, n), (0.0, 0.0, 0.0), 2.5))  # ~0.5 rad peak
+    shift_px = np.array([-3.4, 6.3])  # (y, x): not whole pixels
+    tan_tilt = shift_px * d / (d - df)
+    k = np.sin(np.arctan(tan_tilt)) / mic.wavelength  # |k| λ = sin α per axis (α ≪ 1)
+    straight = multislice_intensity(vol, d, df, mic)[0].numpy()
+    tilted = multislice_intensity(vol, d, df, mic, tilt=(float(k[0]), float(k[1])))[0].numpy()
+    assert np.abs(straight - 1).max() > 0.1
+    np.testing.assert_allclose(_circular_shift(straight, tilted), shift_px, atol=0.05)
+
+
+def test_hrtem_shot_noise_is_poisson_at_the_dose():
+    """Vacuum: counts = image · D d² per pixel have mean = variance = D d² (within 4 standard
+    errors over the pixels); a blob specimen: each pixel is Poisson about the noise-free
+    image, and dose=None returns the noise-free images themselves."""
+    d, dose = 0.5, 50.0
+    lam_px = dose * d * d  # 12.5 expected counts per pixel
+    kw = dict(angles=[0.0, 10.0], defocus=[0.0, 200.0], voxel_size=d, device="cpu")
+    flat = hrtem_tilt_series(np.zeros((4, 48, 48), np.float32), dose=dose, seed=3, **kw)
+    counts = flat.images.astype(np.float64) * lam_px
+    np.testing.assert_allclose(counts, np.round(counts), atol=1e-4)  # whole electrons
+    m = counts.size
+    assert abs(counts.mean() - lam_px) < 4 * np.sqrt(lam_px / m)
+    assert abs(counts.var(ddof=1) - lam_px) < 4 * np.sqrt((lam_px + 2 * lam_px**2) / m)
+    total = hrtem_tilt_series(
+        np.zeros((4, 48, 48), np.float32), dose=4 * dose, dose_mode="total", seed=4, **kw
+    )
+    assert total.dose == pytest.approx(dose)  # shared by 2 tilts × 2 defocus values
+    c_total = total.images.astype(np.float64) * lam_px
+    assert abs(c_total.mean() - lam_px) < 4 * np.sqrt(lam_px / m)
+
+    mic = Microscope(cs=1e7)
+    vol = _hrtem_specimen(4, 48)
+    clean = hrtem_tilt_series(vol, microscope=mic, dose=None, **kw)
+    assert clean.dose is None
+    for i, angle in enumerate(kw["angles"]):
+        expected = multislice_images(vol, d, kw["defocus"], mic, euler=(0, angle, 0))
+        np.testing.assert_allclose(clean.images[i], expected, atol=1e-5, rtol=0)
+    noisy = hrtem_tilt_series(vol, microscope=mic, dose=dose, seed=5, **kw)
+    mean_counts = clean.images.astype(np.float64) * lam_px
+    z = (noisy.images * lam_px - mean_counts) / np.sqrt(mean_counts)
+    assert abs(z.mean()) < 4 / np.sqrt(z.size)
+    assert abs(z.var() - 1) < 4 * np.sqrt((2 + 1 / mean_counts.min()) / z.size)
+
+
+def test_hrtem_atoms_are_binned_into_slabs_like_box_voxels():
+    """n_bin = 3, Z = 7 (short last slab): bin_slices puts voxels 0-2 of the box in slab 0.
+    An atom in voxel 2 and the same atom in voxel 0 are both transmitted at the top of
+    slab 0, so their images are identical."""
+    d, nz = 0.4, 7
+    z_voxel = lambda i: (i - (nz - 1) / 2) * d  # noqa: E731  voxel centre, Å
+    kw = dict(
+        angles=[0.0],
+        defocus=[0.0, 200.0],
+        microscope=Microscope(cs=1e7),
+        voxel_size=d,
+        shape=(nz, 24, 24),
+        n_bin=3,
+        device="cpu",
+    )
+    images = [
+        hrtem_tilt_series(
+            AtomicModel(np.array([[0.5, -0.3, z_voxel(i)]]), np.array([79]), ()), **kw
+        ).images
+        for i in (0, 2)
+    ]
+    assert np.abs(images[0] - 1).max() > 0.01
+    np.testing.assert_allclose(images[1], images[0], atol=1e-6, rtol=0)
+
+
 def test_write_hrtem_series(tmp_path):
     import mrcfile
 
@@ -263,8 +447,27 @@ def test_write_hrtem_series(tmp_path):
     files = write_hrtem_series(s, tmp_path)
     with mrcfile.open(tmp_path / "images.mrc") as f:
         assert f.data.shape == (6, 12, 12)
-    assert np.loadtxt(tmp_path / "defocus.txt").tolist() == [0.0, 50.0, 100.0]
-    assert len(files) == 5
+    assert np.loadtxt(tmp_path / "defocus.txt").tolist() == [[0.0, 50.0, 100.0]] * 2
+    assert sorted(p.name for p in files) == sorted(
+        ["images.mrc", "truth_potential.mrc", "angles.tlt", "defocus.txt", "hrtem.json"]
+    )
+
+
+def test_write_hrtem_series_replaces_every_file_by_rename(tmp_path):
+    """Atomic writes: rewriting a series puts new files (new inodes) under every name, so a
+    reader holding an old file never sees it half-overwritten; no temporary files remain."""
+    s = hrtem_tilt_series(np.zeros((2, 8, 8), np.float32), angles=[0.0, 10.0], voxel_size=0.5)
+    files = write_hrtem_series(s, tmp_path)
+    before = {p.name: p.stat().st_ino for p in files}
+    handles = {p.name: p.open("rb") for p in files}  # keep the old inodes alive
+    try:
+        write_hrtem_series(s, tmp_path)
+        after = {p.name: p.stat().st_ino for p in files}
+    finally:
+        for h in handles.values():
+            h.close()
+    assert [name for name in before if before[name] == after[name]] == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before)
 
 
 def test_bad_input():

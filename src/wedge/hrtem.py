@@ -1,18 +1,20 @@
 """HRTEM tilt-and-focal series simulation with the multislice forward model.
 
 For each tilt the specimen is rotated to the image orientation (atoms: positions rotated
-exactly, potential of slabs computed in Fourier space; volume: :func:`rotate_volume`), the
-exit wave computed by multislice, and one image formed per defocus value. Partial coherence
-is simulated as incoherent sums (Ren et al. 2020, appendix A1.2-A1.3): Gauss–Hermite
-quadrature over a Gaussian focal spread (cheap: the exit wave is shared) and over a 2-D
-Gaussian beam-tilt spread (one multislice per tilt sample, with propagator and transfer
-function evaluated at q + k_tilt). Shot noise: Poisson counts at a dose in e⁻/Å².
+exactly, each atom's analytic projected potential put whole into the slab holding its
+centre, slabs aligned with the voxel slabs of the (Z, Y, X) box; volume:
+:func:`rotate_volume`), the exit wave computed by multislice, and one image formed per
+defocus value (positive underfocus, measured from the exit surface of the box). Partial
+coherence is simulated as incoherent sums (Ren et al. 2020, appendix A1.2-A1.3):
+Gauss–Hermite quadrature over a Gaussian focal spread (cheap: the exit wave is shared) and
+over a 2-D Gaussian beam-tilt spread (one multislice per tilt sample, with propagator and
+transfer function evaluated at q + k_tilt, i.e. an incident plane wave exp(2πi k·r)). Shot
+noise: Poisson counts at a dose in e⁻/Å².
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -34,11 +36,21 @@ __all__ = ["HRTEMSeries", "hrtem_tilt_series", "tilt_angles", "write_hrtem_serie
 class HRTEMSeries:
     """A simulated HRTEM tilt-and-focal series.
 
-    images : (n_tilts, n_defocus, Y, X) float32, vacuum = 1 (noisy: counts / expected counts)
-    angles : (n_tilts,) degrees; euler : (n_tilts, 3) degrees
-    defocus : (n_defocus,) Å, positive underfocus, from the plane ``defocus_reference``
-    truth : (Z, Y, X) float32 potential in V (the untilted specimen)
-    pixel_size : Å; dose : e⁻/Å² per image (None: noise-free)
+    Attributes
+    ----------
+    images : (n_tilts, n_defocus, Y, X) float32
+        Intensities, vacuum = 1 (with a dose: Poisson counts / expected counts per pixel).
+    angles : (n_tilts,) degrees
+        Tilt angles about y; ``euler`` (n_tilts, 3) degrees is (0, θ, 0) per tilt.
+    defocus : (n_defocus,) Å
+        Positive underfocus, measured from the exit surface of the box; the same at every
+        tilt.
+    truth : (Z, Y, X) float32
+        Potential in V of the untilted specimen.
+    pixel_size : float, Å
+    dose : float or None
+        e⁻/Å² per image (None: noise-free).
+    microscope : :class:`wedge.optics.Microscope`
     """
 
     images: np.ndarray
@@ -68,9 +80,17 @@ def tilt_angles(
 
 
 def _slabs_atoms(model: AtomicModel, euler: np.ndarray, shape, d, n_bin, sigma_th, dev):
+    """Slab potentials (S, Y, X) V·Å of the rotated atoms, slabs aligned with the volume box.
+
+    Slab k spans z ∈ [−Z d/2 + k N_B d, −Z d/2 + (k+1) N_B d) like :func:`bin_slices` of the
+    (Z, Y, X) box, so a short last slab ends at the box's exit surface Z d/2 (the plane the
+    defocus is measured from). :func:`slice_potentials` centres its S·N_B·d slabs on z = 0;
+    the atoms are moved by −(S N_B − Z) d/2 to put the padding below the box.
+    """
     r = euler_to_matrix(torch.deg2rad(torch.as_tensor(euler, dtype=torch.float64))).numpy()
     pos = model.positions @ r.T
     ns = -(-shape[0] // n_bin)
+    pos = pos - np.array([0.0, 0.0, (ns * n_bin - shape[0]) * d / 2])
     return slice_potentials(
         torch.as_tensor(pos),
         model.numbers,
@@ -209,43 +229,29 @@ def hrtem_tilt_series(
 
 
 def write_hrtem_series(series: HRTEMSeries, out_dir: str | os.PathLike) -> list[Path]:
-    """Write a series to ``out_dir``: images.mrc ((n_tilts·n_defocus, Y, X), tilt-major),
-    angles.tlt, defocus.txt (Å), truth_potential.mrc (V) and hrtem.json (metadata)."""
-    import mrcfile
+    """Write a simulated series to ``out_dir`` in wedge's HRTEM layout, every file atomically.
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files = []
+    Files: images.mrc ((n_tilts·n_defocus, Y, X), tilt-major), truth_potential.mrc (V),
+    angles.tlt (degrees), defocus.txt (Å, one row per tilt) and the sidecar hrtem.json
+    (pixel size, counts, image order, defocus table, microscope with units, dose); see
+    :mod:`wedge.io.hrtem` and docs/multislice.md. :func:`wedge.read_tiltseries` reads the
+    directory back as a (n_tilts, n_defocus, Y, X) :class:`wedge.TiltSeries`.
 
-    def _mrc(name: str, data: np.ndarray) -> None:
-        p = out / name
-        try:
-            from .io.atomic import atomic_output
-        except ImportError:  # pragma: no cover
-            atomic_output = None
-        if atomic_output is None:  # pragma: no cover
-            with mrcfile.new(p, overwrite=True) as f:
-                f.set_data(data)
-                f.voxel_size = series.pixel_size
-        else:
-            with atomic_output(p) as tmp, mrcfile.new(tmp, overwrite=True) as f:
-                f.set_data(data)
-                f.voxel_size = series.pixel_size
-        files.append(p)
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    from .io.hrtem import write_hrtem
 
-    n_t, n_d = series.images.shape[:2]
-    _mrc("images.mrc", series.images.reshape(n_t * n_d, *series.images.shape[2:]))
-    _mrc("truth_potential.mrc", series.truth)
-    (out / "angles.tlt").write_text("".join(f"{a:.4f}\n" for a in series.angles))
-    (out / "defocus.txt").write_text("".join(f"{f:.4f}\n" for f in series.defocus))
-    meta = {
-        "pixel_size_A": series.pixel_size,
-        "dose_per_image_e_per_A2": series.dose,
-        "n_tilts": n_t,
-        "n_defocus": n_d,
-        "image_order": "tilt-major",
-        "microscope": dataclasses.asdict(series.microscope),
-    }
-    (out / "hrtem.json").write_text(json.dumps(meta, indent=2))
-    files += [out / "angles.tlt", out / "defocus.txt", out / "hrtem.json"]
-    return files
+    return write_hrtem(
+        out_dir,
+        series.images,
+        series.angles,
+        series.defocus,
+        pixel_size=series.pixel_size,
+        microscope=series.microscope,
+        euler=series.euler,
+        dose=series.dose,
+        truth=series.truth,
+    )

@@ -26,6 +26,7 @@ import numpy as np
 from ..tiltseries import TiltSeries
 from .angles import find_mdoc, find_sidecar_angles, read_angles, read_mdoc, write_angles, write_mdoc
 from .formats import StackContent, file_format, load, write_hdf5, write_npy, write_tiff
+from .hrtem import find_hrtem_sidecar, read_hrtem
 from .mrc import write_mrc
 
 __all__ = ["read_tiltseries", "write_tiltseries", "describe"]
@@ -133,6 +134,11 @@ def read_tiltseries(
 ) -> TiltSeries:
     """Read a tilt series (n_tilts, Y, X) with its tilt angles, pixel size and tilt axis.
 
+    An HRTEM tilt + focal series in wedge's layout (a directory with ``hrtem.json``; see
+    :mod:`wedge.io.hrtem`) is read when ``path`` is that directory, its ``hrtem.json`` or
+    the ``images.mrc`` beside it: the result has images (n_tilts, n_defocus, Y, X), defocus
+    (n_tilts, n_defocus) Å and the microscope.
+
     Formats by suffix: MRC (``.mrc .mrcs .st .ali .preali``; mode 1 read as signed int16),
     TIFF stacks (``.tif .tiff``), HDF5 (``.h5 .hdf5``: dataset ``images``, else the Data
     Exchange ``exchange/data``, else the first 3D dataset) and ``.npy``. Images become
@@ -156,10 +162,13 @@ def read_tiltseries(
     ------
     ValueError
         For unreadable or truncated files, 2D or 4D+ data, missing angles or a wrong
-        number of angles.
+        number of angles; for an HRTEM series, a sidecar whose counts do not match the
+        stack, the angle file or the defocus table.
     """
     _check_arguments(pixel_size, tilt_axis_angle)
     p = Path(path)
+    if find_hrtem_sidecar(p) is not None:
+        return read_hrtem(p, angles, pixel_size, tilt_axis_angle=tilt_axis_angle)
     content = load(p)
     _check_dims(p, content.shape)
     res = _resolve(p, content, angles, pixel_size, tilt_axis_angle)
