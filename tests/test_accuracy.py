@@ -1,12 +1,14 @@
 """Accuracy against peers, on data not made by wedge's own projector.
 
-* ASTRA (CPU, 2D 'linear' projector) makes the projections; wedge's ``sirt`` and ``fbp``
-  reach an SSIM to the truth within 0.01 of ASTRA's own ``SIRT`` and ``FBP``.
+* ASTRA (CPU, 2D 'linear' projector) makes the projections. With one sample per voxel row
+  (``n_sub=1``, Joseph's method, ASTRA's ``linear``) wedge's ``sirt`` and ``fbp`` equal
+  ASTRA's own ``SIRT`` and ``FBP`` volumes; with the default projector they stay within
+  the measured distance of them and reach at least ASTRA's SSIM to the truth.
 * scikit-image's ``radon`` makes the projections; wedge's ``fbp`` matches ``iradon``.
-* TomoPy's stored outputs on its test projections: ``sirt``, ``art`` and ``fbp``
-  correlate ≥ 0.99.
-* The RESIRE authors' test object: SIRT's Pearson and relative L2 error to the truth,
-  reported next to the authors' RESIRE (0.973, 0.215).
+* TomoPy's stored outputs on its test projections: ``sirt`` and ``art`` match TomoPy's,
+  and wedge's *unfiltered* back-projection matches TomoPy's ``fbp`` (which does not filter).
+* The RESIRE authors' test object: SIRT's Pearson and relative L2 error to the truth at
+  their measured values, below the authors' RESIRE (scored here from their output).
 * Warm start: 30 iterations equal 3 × 10 iterations resumed from checkpoints.
 """
 
@@ -16,13 +18,14 @@ import numpy as np
 import pytest
 import torch
 
+import wedge
 from conftest import shared_data
 from wedge.geometry import Geometry
 from wedge.methods import algebraic as alg
 from wedge.methods import cgls as cg
 from wedge.methods import fbp as fb
 from wedge.metrics import pearson, relative_l2
-from wedge.projectors import make_projector
+from wedge.projectors import ProjectorOptions, make_projector
 from wedge.runner import RunOptions
 
 QUIET = RunOptions(progress=False)
@@ -64,31 +67,58 @@ def _astra_case(truth: np.ndarray, angles: np.ndarray, iterations: int):
     return sino.astype(np.float32), out
 
 
-@pytest.mark.parametrize(
-    "angles",
-    [np.arange(90) * 2.0 - 90.0, np.linspace(-60, 60, 41)],
+@pytest.fixture(
+    scope="module",
+    params=[np.arange(90) * 2.0 - 90.0, np.linspace(-60, 60, 41)],
     ids=["half-turn-90", "pm60-41"],
 )
-def test_sirt_and_fbp_match_astra_ssim(angles):
+def astra_case(request):
+    """A 97² Shepp–Logan slice, ASTRA's sinogram of it and ASTRA's FBP and SIRT (50
+    iterations); the same sinogram as a wedge TiltSeries (Y = 1)."""
+    angles = request.param
+    truth = _shepp(97)
+    sino, ref = _astra_case(truth, angles, 50)
+    return truth, wedge.TiltSeries(sino[:, None, :], angles), ref
+
+
+def _wedge_fbp_sirt(series, projector=None) -> dict[str, np.ndarray]:
+    kw = dict(iterations=50, projector=projector, device="cpu", progress=False)
+    return {
+        "FBP": wedge.reconstruct(series, "fbp", **kw).volume[:, 0],
+        "SIRT": wedge.reconstruct(series, "sirt", **kw).volume[:, 0],
+    }
+
+
+def test_sirt_and_fbp_equal_astra_with_joseph_projector(astra_case):
+    """With ``n_sub=1`` wedge's ray projector is ASTRA's ``linear`` projector (to 1e-5,
+    test_projectors.py), wedge's SIRT has ASTRA's row/column-sum scaling and wedge's ram-lak
+    filter is ASTRA's default FBP filter, so the volumes themselves agree: measured relative
+    difference SIRT 2.4e-5 / 3.3e-5, FBP 3.7e-5 / 4.8e-5 (half-turn / ±60°, float32
+    rounding). Bound 2e-4."""
+    _, series, ref = astra_case
+    ours = _wedge_fbp_sirt(series, ProjectorOptions(n_sub=1))
+    for name in ("FBP", "SIRT"):
+        err = relative_l2(ours[name], ref[name])
+        assert err < 2e-4, (name, err)
+
+
+def test_default_projector_stays_near_astra_and_reaches_its_ssim(astra_case):
+    """The default ray projector (3 samples per voxel row) is not Joseph's, so the volumes
+    differ by its discretisation: measured relative difference from ASTRA's SIRT 1.9 % /
+    2.9 %, FBP 2.9 % / 4.7 % (half-turn / ±60°); bound 6 %. Its SSIM to the truth is at
+    least ASTRA's: measured ours − ASTRA's +0.005 / +0.009 (SIRT), +0.011 / +0.008 (FBP);
+    bound −0.002."""
     from skimage.metrics import structural_similarity
 
-    truth = _shepp(97)
-    iterations = 50
-    sino, ref = _astra_case(truth, angles, iterations)
-    op = make_projector(Geometry.single_axis(angles, (97, 1, 97)))
-    b = torch.from_numpy(sino[:, None, :])
-    ours = {
-        "FBP": fb.fbp(op, b).x.numpy()[:, 0],
-        "SIRT": alg.sirt(op, b, iterations, run=QUIET).x.numpy()[:, 0],
-    }
+    truth, series, ref = astra_case
+    ours = _wedge_fbp_sirt(series)
 
     def ssim(x):
         return structural_similarity(x, truth, data_range=float(np.ptp(truth)))
 
     for name in ("FBP", "SIRT"):
-        s_ours, s_astra = ssim(ours[name]), ssim(ref[name])
-        print(f"{name}: wedge SSIM {s_ours:.4f}, ASTRA {s_astra:.4f}")
-        assert s_ours >= s_astra - 0.01, name
+        assert relative_l2(ours[name], ref[name]) < 0.06, name
+        assert ssim(ours[name]) >= ssim(ref[name]) - 0.002, name
 
 
 # ------------------------------------------------------------------------ scikit-image
@@ -151,19 +181,30 @@ def tomopy_case():
     return op, torch.from_numpy(proj.astype(np.float32)), d
 
 
-@pytest.mark.parametrize("name", ["sirt", "art", "fbp"])
-def test_tomopy_reference_outputs(tomopy_case, name):
-    """How the definitions were matched (TomoPy's ``libtomo/recon/*.c``):
+@pytest.mark.parametrize(
+    ("name", "bound"),
+    [("sirt", 0.045), ("art", 0.07), ("fbp", 0.04)],
+    ids=["sirt", "art", "unfiltered-backprojection-is-tomopy-fbp"],
+)
+def test_matches_tomopy_stored_outputs(tomopy_case, name, bound):
+    """Relative L2 difference from TomoPy's stored output. How the definitions were
+    matched (TomoPy's ``libtomo/recon/*.c``):
 
     * ``art``: TomoPy's ART is Kaczmarz per ray, angles in stored order, detector pixels
       in order, relaxation 1 → wedge ``art`` with ``block="ray"``, ``order="sequential"``.
     * ``sirt``: TomoPy's is ``x += C Aᵀ D (b − A x)`` with ``D = 1/‖a_r‖²`` where ASTRA's
       (wedge's) has ``R = 1/Σ a_r``; they differ only by this per-ray scaling.
-    * ``fbp``: TomoPy's ``fbp`` kernel does *not* filter (it accumulates ``data · dist``,
-      a plain back-projection); wedge ``fbp`` with ``filter="none"`` is the same
-      computation with wedge's ray weights.
+    * ``fbp``: TomoPy's ``fbp`` kernel does *not* filter: it accumulates ``data · dist``,
+      a plain back-projection ``Σ_i A_iᵀ b_i`` without angular weights. Wedge ``fbp``
+      with ``filter="none"`` is the same back-projection times π/n, so it is compared
+      after multiplying by n/π (the least-squares scale is 5.094 measured, n/π = 5.093).
+      TomoPy's filtered ``gridrec_*`` outputs are not compared: TomoPy grids in Fourier
+      space, and at 16 angles × 48 pixels it correlates only 0.97 (measured) with any
+      filtered back-projection of wedge's.
     TomoPy's ray weights are exact intersection lengths (Siddon); wedge's are bilinear,
-    which limits the agreement. Four iterations, as TomoPy's own tests.
+    which limits the agreement. Four iterations, as TomoPy's own tests. Measured relative
+    L2: sirt 0.0346, art 0.0551, fbp 0.0295 (Pearson 0.9986, 0.9972, 0.9960); bounds
+    about 1.3× these.
     """
     op, b, d = tomopy_case
     if name == "sirt":
@@ -171,11 +212,12 @@ def test_tomopy_reference_outputs(tomopy_case, name):
     elif name == "art":
         x = alg.art(op, b, 4, options=alg.ARTOptions(block="ray"), run=QUIET).x
     else:
-        x = fb.fbp(op, b, options=fb.FBPOptions(filter="none")).x
+        x = fb.fbp(op, b, options=fb.FBPOptions(filter="none")).x * (b.shape[0] / np.pi)
     ref = np.load(d / f"{name}.npy")
-    r = pearson(_tomopy_to_wedge_slices(x.numpy()).copy(), ref)
-    print(f"{name}: Pearson with TomoPy {r:.4f}")
-    assert r >= 0.99
+    ours = _tomopy_to_wedge_slices(x.numpy()).copy()
+    err = relative_l2(ours, ref)
+    print(f"{name}: relative L2 to TomoPy {err:.4f}, Pearson {pearson(ours, ref):.4f}")
+    assert err < bound
 
 
 # ------------------------------------------------------------------------------ RESIRE
@@ -203,18 +245,30 @@ def resire_case():
 
 
 @pytest.mark.parametrize(
-    "positivity", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["plain", "pos"]
+    ("positivity", "measured"),
+    [(False, (0.9382, 0.3239)), (True, (0.9619, 0.2558))],
+    ids=["plain", "pos"],
 )
-def test_resire_sample_sirt_report(resire_case, positivity):
-    """A report figure, not a race: SIRT (100 iterations, as the authors' RESIRE run) next to
-    the authors' RESIRE (Pearson 0.973, relative L2 0.215). Sanity bounds only."""
+def test_resire_sample_sirt_scores_its_measured_figures(resire_case, positivity, measured):
+    """SIRT (100 iterations, as the authors' RESIRE run) on the authors' data, scored against
+    the ground truth: Pearson and relative L2 at their measured values (docs/methods.md;
+    deterministic, so the band is ±0.003 Pearson, ±0.005 relative L2), positivity helping,
+    and both below the authors' own RESIRE result, scored here from their output file
+    (Pearson 0.973, relative L2 0.215: their Fourier-slice forward model does better)."""
     op, b, vol = resire_case
     opts = alg.SIRTOptions(positivity=positivity)
     x = alg.sirt(op, b, 100, options=opts, run=QUIET).x.numpy()
     r, e = pearson(x, vol), relative_l2(x, vol)
     print(f"SIRT(positivity={positivity}) Pearson {r:.4f} relative L2 {e:.4f}")
-    print("RESIRE (authors, FST)         Pearson 0.973  relative L2 0.215")
-    assert r > 0.9 and e < 0.5
+    assert r == pytest.approx(measured[0], abs=0.003)
+    assert e == pytest.approx(measured[1], abs=0.005)
+    authors = np.load(
+        shared_data("resire-sample-with-truth", "DERIVED_sample_amorphous_res_reconstruction.npy")
+    )
+    authors = np.ascontiguousarray(authors.transpose(2, 1, 0))  # stored like Vol: to (Z, Y, X)
+    r_a, e_a = pearson(authors, vol), relative_l2(authors, vol)
+    print(f"RESIRE (authors, FST)         Pearson {r_a:.4f} relative L2 {e_a:.4f}")
+    assert r < r_a and e > e_a
 
 
 # -------------------------------------------------------------------------- warm start

@@ -32,20 +32,25 @@ def simulated(tmp_path, capsys):
 
 
 def test_simulate_then_reconstruct_round_trip(simulated, tmp_path, capsys):
+    """simulate → info → reconstruct (the default method, SIRT, 100 iterations) through
+    files, scored against the simulated truth: Pearson 0.813 and relative L2 0.556
+    measured (a 24³ vesicle with a ±60° wedge); bounds 0.79 and 0.58. An X or Y flip of
+    the volume scores 0.70 / 0.76 (measured), a Z↔X transpose 0.32: those fail."""
+    from wedge.metrics import pearson, relative_l2
+
     stack = simulated / "sim.mrc"
     assert (simulated / "sim.tlt").exists() and (simulated / "sim_truth.mrc").exists()
     code, out, _ = _run(capsys, "info", str(stack))
     assert code == 0 and "25 angles" in out
-    out_mrc = tmp_path / "bp.mrc"
-    code, out, err = _run(capsys, "reconstruct", str(stack), "--method", "bp", "-o", str(out_mrc))
+    out_mrc = tmp_path / "rec.mrc"
+    code, out, err = _run(capsys, "reconstruct", str(stack), "-q", "-o", str(out_mrc))
     assert code == 0, err
     vol = read_volume(out_mrc)
     truth = read_volume(simulated / "sim_truth.mrc")
     assert vol.shape == truth.shape
-    # back-projection is blurred but positively correlated with the truth
-    assert np.corrcoef(vol.ravel(), truth.ravel())[0, 1] > 0.5
+    assert pearson(vol, truth) > 0.79 and relative_l2(vol, truth) < 0.58
     code, out, _ = _run(capsys, "methods")
-    assert code == 0 and "bp" in out
+    assert code == 0 and "sirt" in out and "bp" in out
 
 
 def test_errors_are_one_line_and_leave_no_output(simulated, tmp_path, capsys):
@@ -156,19 +161,38 @@ def test_trace_writes_xyz(tmp_path, capsys):
     assert code == 2 and err.startswith("wedge: error:")
 
 
+@pytest.mark.usefixtures("one_torch_thread")  # small problem: threads only contend
 def test_refine_angles_never_overwrites_input(simulated, tmp_path, capsys):
+    """Refused before any work when -o is the input; then the README's command
+    ``wedge refine-angles S.mrc --angles S.tlt -o refined.tlt`` (no --refine: a .tlt
+    output gets θ only), with fewer rounds, recovers the tilt angles.
+
+    Data: test_refine's analytic Gaussian-blob series (24³, 46 tilts over the half-turn,
+    recorded angles with σ = 1° errors, RMSE 0.903°). Three rounds of 20 RESIRE iterations
+    bring the RMSE to 0.152° (measured through the API); bound 0.2°.
+    """
+    import wedge
+    from test_refine import START, TRUE, N, _blob_images, _blobs, _theta_only
+
     tlt = simulated / "sim.tlt"
     before = tlt.read_text()
     code, _, err = _run(
         capsys, "refine-angles", str(simulated / "sim.mrc"), "--angles", str(tlt), "-o", str(tlt)
     )
     assert code == 2 and err.startswith("wedge: error:") and tlt.read_text() == before
+
+    series = wedge.TiltSeries(_blob_images(_blobs(), _theta_only(TRUE), (N, N)), START)
+    stack = series.save(tmp_path / "S.mrc")
+    start_tlt = tmp_path / "S.tlt"
+    assert np.allclose(np.loadtxt(start_tlt), START, atol=1e-4)
+    start_text = start_tlt.read_text()
     out = tmp_path / "refined.tlt"
     code, _, err = _run(
-        capsys, "refine-angles", str(simulated / "sim.mrc"), "--angles", str(tlt),
-        "--refine", "theta", "--rounds", "1", "--iterations", "5", "--range", "1", "--step", "0.5",
-        "-o", str(out),
+        capsys, "refine-angles", str(stack), "--angles", str(start_tlt), "-o", str(out),
+        "--rounds", "3", "--iterations", "20",
     )  # fmt: skip
     assert code == 0, err
     refined = np.loadtxt(out)
-    assert refined.shape == (25,) and np.abs(refined - np.loadtxt(tlt)).max() <= 1.0 + 1e-6
+    assert refined.shape == TRUE.shape
+    assert np.sqrt(np.mean((refined - TRUE) ** 2)) < 0.2, refined - TRUE
+    assert start_tlt.read_text() == start_text

@@ -19,6 +19,10 @@ Two searches are offered:
     error, clamped to ±δ. Much cheaper than scanning when several angles are refined.
 
 Angles are degrees at the boundary; the volume is (Z, Y, X) with the (N−1)/2 centre.
+An in-plane tilt-axis angle α (a :class:`~wedge.TiltSeries`'s ``tilt_axis_angle``) enters
+the geometry as the extra rotation ``Z(α)`` of :class:`~wedge.geometry.Geometry`
+(image position ``(Z(α) R p)[:2] + (dx, dy)``); the images are not resampled, and the
+refined (φ, θ, ψ) and shifts are in the same frame as the input ones.
 """
 
 from __future__ import annotations
@@ -32,15 +36,19 @@ import numpy as np
 import torch
 
 from .._backend import as_tensor, resolve_device
-from ..geometry import Geometry, euler_to_matrix
+from ..geometry import Geometry, euler_to_matrix, rotation_z
 from ..projectors import make_projector
 from ..projectors.fourier import fourier_slice_project
 from ..projectors.general import project_rays
 from ..runner import RunOptions
+from ..tiltseries import TiltSeries
 
 __all__ = ["RefineOptions", "RefineResult", "refine_angles", "refine_angles_file", "score_images"]
 
 _ANGLES = {"phi": 0, "theta": 1, "psi": 2}
+_ALL_ANGLES = ("phi", "theta", "psi")
+#: angle files that hold only the tilt angle θ, one per line
+_THETA_ONLY_SUFFIXES = (".tlt", ".rawtlt")
 
 
 @dataclasses.dataclass
@@ -57,8 +65,10 @@ class RefineOptions:
         Coarse-to-fine levels; level k+1 scans ±step_k around the best with step
         step_k / ``refinement_factor``.
     refinement_factor : float
-    angles : tuple of {"phi", "theta", "psi"}
-        Which Euler angles to refine.
+    angles : tuple of {"phi", "theta", "psi"}, or None
+        Which Euler angles to refine. None (the default) means "what the output can hold":
+        θ only when :func:`refine_angles_file` writes a ``.tlt``/``.rawtlt`` file,
+        (φ, θ, ψ) otherwise (and always in :func:`refine_angles`).
     refine_shifts : bool
         Re-estimate per-image shifts by cross-correlation (within ``max_shift`` pixels).
     max_shift : float, pixels
@@ -85,7 +95,7 @@ class RefineOptions:
     step: float = 0.5
     levels: int = 3
     refinement_factor: float = 5.0
-    angles: tuple[str, ...] = ("phi", "theta", "psi")
+    angles: tuple[str, ...] | None = None
     refine_shifts: bool = False
     max_shift: float = 5.0
     metric: str = "r_factor"
@@ -111,18 +121,28 @@ class RefineOptions:
             raise ValueError("levels, rounds, iterations and gradient_steps must be ≥ 1.")
         if self.refinement_factor <= 1:
             raise ValueError(f"refinement_factor must exceed 1, got {self.refinement_factor}.")
-        self.angles = tuple(self.angles)
-        bad = [a for a in self.angles if a not in _ANGLES]
-        if bad or not self.angles:
-            raise ValueError(
-                f"angles must be a non-empty subset of ('phi', 'theta', 'psi'), got {self.angles}."
-            )
+        if self.angles is not None:
+            self.angles = (self.angles,) if isinstance(self.angles, str) else tuple(self.angles)
+            bad = [a for a in self.angles if a not in _ANGLES]
+            if bad or not self.angles:
+                raise ValueError(
+                    "angles must be None or a non-empty subset of ('phi', 'theta', 'psi'), "
+                    f"got {self.angles}."
+                )
         if self.metric not in ("r_factor", "correlation"):
             raise ValueError(f"metric must be 'r_factor' or 'correlation', got {self.metric!r}.")
         if self.search not in ("brute", "gradient"):
             raise ValueError(f"search must be 'brute' or 'gradient', got {self.search!r}.")
         if not self.max_shift > 0 or not self.learning_rate > 0 or self.tolerance < 0:
             raise ValueError("max_shift and learning_rate must be > 0 and tolerance ≥ 0.")
+
+    def resolved(self, output_suffix: str | None = None) -> RefineOptions:
+        """A copy with ``angles`` made explicit: when None, ``("theta",)`` for an output
+        suffix that holds only tilt angles (``.tlt``, ``.rawtlt``), else (φ, θ, ψ)."""
+        if self.angles is not None:
+            return self
+        theta_only = (output_suffix or "").lower() in _THETA_ONLY_SUFFIXES
+        return dataclasses.replace(self, angles=("theta",) if theta_only else _ALL_ANGLES)
 
 
 @dataclasses.dataclass
@@ -132,17 +152,52 @@ class RefineResult:
     Attributes
     ----------
     euler : ndarray (n, 3), degrees
+        Refined (φ, θ, ψ), in the frame of the input (the tilt-axis angle is not folded in).
     shifts : ndarray (n, 2), pixels
     volume : ndarray (Z, Y, X)
     history : list of dict
         Per round: ``round``, ``r_factor`` (Eq. 10 of the reconstruction before the search),
         ``changed`` (images whose pose moved), ``max_change_deg``, ``time_s``.
+    tilt_axis_angle : float, degrees
+        The in-plane tilt-axis angle the refinement used (held fixed).
+    series : TiltSeries or None
+        When :func:`refine_angles` was given a :class:`~wedge.TiltSeries`: that series with
+        the refined orientations and shifts (:meth:`apply`); otherwise None.
     """
 
     euler: np.ndarray
     shifts: np.ndarray
     volume: np.ndarray
     history: list[dict[str, float]]
+    tilt_axis_angle: float = 0.0
+    series: TiltSeries | None = None
+
+    @property
+    def angles(self) -> np.ndarray:
+        """Refined tilt angles θ (n,), degrees."""
+        return self.euler[:, 1].copy()
+
+    def apply(self, series: TiltSeries) -> TiltSeries:
+        """``series`` with its orientations and shifts replaced by the refined ones.
+
+        Everything else (images, pixel size, tilt-axis angle, defocus, …) is kept. The Euler
+        angles are stored only when φ or ψ is non-zero, so a θ-only refinement stays a
+        single-axis series.
+        """
+        if not isinstance(series, TiltSeries):
+            raise TypeError("apply() needs a wedge.TiltSeries.")
+        if series.n_tilts != self.euler.shape[0]:
+            raise ValueError(
+                f"the series has {series.n_tilts} images but the refinement has "
+                f"{self.euler.shape[0]} orientations."
+            )
+        e = self.euler
+        single_axis = not np.any(e[:, [0, 2]])
+        return series.replace(
+            angles=e[:, 1].copy(),
+            euler=None if single_axis else e.copy(),
+            shifts=self.shifts.copy() if np.any(self.shifts) else None,
+        )
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -170,11 +225,23 @@ def _project(
     detector: tuple[int, int],
     model: str,
     chunk: int = 96,
+    tilt_axis_angle: float = 0.0,
 ) -> torch.Tensor:
-    """Projections of ``x`` at orientations (m, 3) degrees and shifts (m, 2), differentiable."""
+    """Projections of ``x`` at orientations (m, 3) degrees and shifts (m, 2), differentiable.
+
+    The rotation of each image is ``Z(α) R(φ, θ, ψ)`` with α = ``tilt_axis_angle`` degrees,
+    as :meth:`wedge.geometry.Geometry.matrices`.
+    """
+    za = None
+    if tilt_axis_angle:
+        za = rotation_z(torch.tensor(math.radians(tilt_axis_angle), dtype=torch.float64))
+        za = za.to(euler_deg.device)
     out = []
     for i in range(0, euler_deg.shape[0], chunk):
-        m = euler_to_matrix(torch.deg2rad(euler_deg[i : i + chunk].double())).float()
+        m = euler_to_matrix(torch.deg2rad(euler_deg[i : i + chunk].double()))
+        if za is not None:
+            m = za @ m
+        m = m.float()
         sh = shifts[i : i + chunk]
         if model == "fourier":
             out.append(fourier_slice_project(x, m, sh, detector, 3.0))
@@ -217,12 +284,13 @@ def _brute_search(
     shifts: torch.Tensor,
     start: torch.Tensor,
     opts: RefineOptions,
+    tilt_axis_angle: float = 0.0,
 ) -> torch.Tensor:
     """Coordinate-wise coarse-to-fine grid search; returns the new (n, 3) angles."""
     n = b.shape[0]
     det = (b.shape[1], b.shape[2])
     e = euler.clone()
-    for a in opts.angles:
+    for a in opts.resolved().angles:
         col = _ANGLES[a]
         step, half = opts.step, opts.search_range
         for _ in range(opts.levels):
@@ -238,7 +306,9 @@ def _brute_search(
             )
             sh = shifts[:, None, :].expand(n, m, 2).reshape(-1, 2)
             with torch.no_grad():
-                p = _project(x, cand.reshape(-1, 3), sh, det, opts.model).reshape(n, m, *det)
+                p = _project(
+                    x, cand.reshape(-1, 3), sh, det, opts.model, tilt_axis_angle=tilt_axis_angle
+                ).reshape(n, m, *det)
                 s = score_images(p, b[:, None], opts.metric)
             best = s.argmin(1)
             e[:, col] = cand[torch.arange(n), best, col]
@@ -253,11 +323,12 @@ def _gradient_search(
     shifts: torch.Tensor,
     start: torch.Tensor,
     opts: RefineOptions,
+    tilt_axis_angle: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Adam on (selected angles, shifts) through the differentiable projector."""
     det = (b.shape[1], b.shape[2])
     mask = torch.zeros(3, dtype=torch.float64, device=x.device)
-    for a in opts.angles:
+    for a in opts.resolved().angles:
         mask[_ANGLES[a]] = 1.0
     de = torch.zeros_like(euler, requires_grad=True)
     ds = torch.zeros_like(shifts, dtype=torch.float64, requires_grad=True)
@@ -268,7 +339,9 @@ def _gradient_search(
     for _ in range(opts.gradient_steps):
         optim.zero_grad()
         e = euler + de * mask
-        p = _project(xd, e.float(), (shifts + ds).float(), det, opts.model)
+        p = _project(
+            xd, e.float(), (shifts + ds).float(), det, opts.model, tilt_axis_angle=tilt_axis_angle
+        )
         loss = ((p - b) ** 2).sum() / scale
         loss.backward()
         optim.step()
@@ -304,10 +377,11 @@ def _reconstruct(
 
 def refine_angles(
     images: Any,
-    euler: Any,
+    euler: Any = None,
     *,
     volume_shape: tuple[int, int, int] | None = None,
     shifts: Any = None,
+    tilt_axis_angle: float | None = None,
     options: RefineOptions | None = None,
     device: Any = None,
 ) -> RefineResult:
@@ -315,22 +389,55 @@ def refine_angles(
 
     Parameters
     ----------
-    images : array (n, Y, X)
-        Measured projections (line integrals).
+    images : TiltSeries, or array (n, Y, X)
+        Measured projections (line integrals). A :class:`~wedge.TiltSeries` brings its own
+        orientations (``euler_angles()``), shifts and tilt-axis angle; then ``euler``,
+        ``shifts`` and ``tilt_axis_angle`` must not be given.
     euler : array (n, 3) as (φ, θ, ψ) degrees, or (n,) tilt angles θ
-        Starting orientations.
+        Starting orientations (required with an array of images).
     volume_shape : (Z, Y, X), optional
         Defaults to (X, Y, X).
     shifts : array (n, 2), pixels, optional
+    tilt_axis_angle : float, degrees, optional
+        In-plane tilt-axis angle α (counter-clockwise from image Y, IMOD's rotation angle),
+        held fixed; it composes as ``Z(α) R`` (see :class:`~wedge.geometry.Geometry`).
+        Default 0 (or the series').
     options : RefineOptions
+        ``angles=None`` refines (φ, θ, ψ).
     device : str, optional
 
     Returns
     -------
     RefineResult
-        Arrays are NumPy; the input arrays are not modified.
+        Arrays are NumPy; the inputs are not modified. For a TiltSeries input,
+        ``result.series`` is the series with the refined orientations and shifts; for
+        arrays, ``result.apply(series)`` builds one.
     """
-    opts = options or RefineOptions()
+    opts = (options or RefineOptions()).resolved()
+    series: TiltSeries | None = None
+    voxel_size = 1.0
+    if isinstance(images, TiltSeries):
+        kw = {"euler": euler, "shifts": shifts, "tilt_axis_angle": tilt_axis_angle}
+        given = [name for name, v in kw.items() if v is not None]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} must not be given with a TiltSeries: refine_angles takes "
+                "them from the series (build a new TiltSeries to change them)."
+            )
+        if images.is_focal_series:
+            raise ValueError(
+                "refine_angles needs projections (n, Y, X), not a focal series "
+                f"{images.shape}; average each tilt's focal series first."
+            )
+        series = images
+        images, euler, shifts = series.images, series.euler_angles(), series.shifts
+        tilt_axis_angle = series.tilt_axis_angle
+        voxel_size = series.pixel_size
+    if euler is None:
+        raise ValueError("euler (the starting angles) is required with an array of images.")
+    alpha = 0.0 if tilt_axis_angle is None else float(tilt_axis_angle)
+    if not math.isfinite(alpha):
+        raise ValueError(f"tilt_axis_angle must be a finite number of degrees, got {alpha}.")
     dev = resolve_device(device, images)
     b = as_tensor(images, dev)
     if b.ndim != 3:
@@ -363,20 +470,30 @@ def refine_angles(
     t0 = time.perf_counter()
     for rnd in range(opts.rounds):
         geom = Geometry(
-            shape, (ny, nx), euler_t.cpu().numpy(), shifts=shifts_t.cpu().numpy(), device=str(dev)
+            shape,
+            (ny, nx),
+            euler_t.cpu().numpy(),
+            shifts=shifts_t.cpu().numpy(),
+            tilt_axis_angle=alpha,
+            voxel_size=voxel_size,
+            device=str(dev),
         )
         its = opts.iterations if x is None else max(1, opts.iterations // 2)
         x, rf = _reconstruct(b, geom, x, its, opts)
         if opts.search == "brute":
-            new = _brute_search(x, b, euler_t, shifts_t, start, opts)
+            new = _brute_search(x, b, euler_t, shifts_t, start, opts, tilt_axis_angle=alpha)
             new_shifts = shifts_t
             if opts.refine_shifts:
                 with torch.no_grad():
-                    p = _project(x, new.float(), shifts_t, (ny, nx), opts.model)
+                    p = _project(
+                        x, new.float(), shifts_t, (ny, nx), opts.model, tilt_axis_angle=alpha
+                    )
                 new_shifts = shifts_t + _xcorr_shift(p, b, opts.max_shift)
                 new_shifts = new_shifts.clamp(-opts.max_shift, opts.max_shift)
         else:
-            new, new_shifts = _gradient_search(x, b, euler_t, shifts_t.double(), start, opts)
+            new, new_shifts = _gradient_search(
+                x, b, euler_t, shifts_t.double(), start, opts, tilt_axis_angle=alpha
+            )
             new_shifts = new_shifts.float()
         change = (new - euler_t).abs().max(1).values
         moved = change > opts.tolerance
@@ -394,12 +511,16 @@ def refine_angles(
         euler_t, shifts_t = new, new_shifts
         if not bool(moved.any()):
             break
-    return RefineResult(
+    result = RefineResult(
         euler=euler_t.cpu().numpy(),
         shifts=shifts_t.double().cpu().numpy(),
         volume=x.detach().cpu().numpy() if x is not None else np.zeros(shape, np.float32),
         history=history,
+        tilt_axis_angle=alpha,
     )
+    if series is not None:
+        result.series = result.apply(series)
+    return result
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -431,12 +552,15 @@ def refine_angles_file(
     thickness : int, optional
         Z size of the reconstructions (default: image width).
     options : RefineOptions
+        ``angles=None`` (the default) refines what the output can hold: θ for
+        ``.tlt``/``.rawtlt``, (φ, θ, ψ) for a table.
     device : str, optional
 
     Raises
     ------
     ValueError
-        When ``out_angles`` is the input angle file or the stack, before any work.
+        When ``out_angles`` is the input angle file or the stack, or when the options ask
+        for φ, ψ or shifts that a ``.tlt``/``.rawtlt`` output cannot hold — before any work.
     """
     from ..io import read_angles, read_tiltseries
     from ..io.angles import write_angles
@@ -449,9 +573,10 @@ def refine_angles_file(
                 f"the output {out} is the {what}; refinement never overwrites its input — "
                 "give a new file name for the refined angles."
             )
-    opts = options or RefineOptions()
     suffix = out.suffix.lower()
-    if suffix in (".tlt", ".rawtlt") and (set(opts.angles) - {"theta"} or opts.refine_shifts):
+    opts = (options or RefineOptions()).resolved(suffix)
+    theta_only = suffix in _THETA_ONLY_SUFFIXES
+    if theta_only and (set(opts.angles) - {"theta"} or opts.refine_shifts):
         raise ValueError(
             f"{out.name} can hold only tilt angles θ; refine angles=('theta',) without shifts, "
             "or write a .txt table (phi theta psi dx dy)."
@@ -460,15 +585,8 @@ def refine_angles_file(
     series = read_tiltseries(stack, angles=angles)
     n, ny, nx = series.images.shape
     shape = (int(thickness) if thickness else nx, ny, nx)
-    res = refine_angles(
-        series.images,
-        series.euler_angles(),
-        volume_shape=shape,
-        shifts=series.shifts,
-        options=opts,
-        device=device,
-    )
-    if suffix in (".tlt", ".rawtlt"):
+    res = refine_angles(series, volume_shape=shape, options=opts, device=device)
+    if theta_only:
         return write_angles(out, res.euler[:, 1])
     table = np.concatenate([res.euler, res.shifts], 1)
     with atomic_output(out) as tmp:
