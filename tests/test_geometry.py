@@ -113,7 +113,10 @@ def test_tilt_axis_angle_is_undone_by_rotating_images():
     assert np.abs(wrong - straight)[inner].max() / straight.max() > 0.1
 
 
-def test_reconstruct_handles_tilt_axis_angle():
+def test_backprojection_undoes_tilt_axis_angle_without_shifts():
+    """Back-projection (bp) of a series without shifts whose axis lies at 15°. With shifts,
+    and SIRT against the Euler path: tests/test_core.py::
+    test_tilt_axis_with_shifts_fast_path_equals_euler_path."""
     n = 24
     v = np.zeros((n, n, n), np.float32)
     v[8:16, 6:18, 9:15] = 1
