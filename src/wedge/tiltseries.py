@@ -118,6 +118,9 @@ class TiltSeries:
         Beam energy and aberrations (HRTEM).
     source : str
         Where the images and angles came from (set by :func:`wedge.read_tiltseries`).
+    provenance : tuple of str
+        What was done to the images since they were read, one line per step, oldest first
+        (each preprocessing step appends one; :meth:`with_step`).
 
     Raises
     ------
@@ -143,6 +146,7 @@ class TiltSeries:
     defocus: np.ndarray | None = None
     microscope: Microscope | None = None
     source: str = ""
+    provenance: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -156,6 +160,7 @@ class TiltSeries:
         defocus: Any = None,
         microscope: Microscope | None = None,
         source: str = "",
+        provenance: tuple[str, ...] = (),
     ) -> None:
         imgs = np.asarray(images)
         if imgs.ndim == 2:
@@ -228,6 +233,7 @@ class TiltSeries:
             ("defocus", defocus),
             ("microscope", microscope),
             ("source", source),
+            ("provenance", tuple(str(p) for p in provenance)),
         ):
             object.__setattr__(self, name, value)
 
@@ -271,6 +277,10 @@ class TiltSeries:
         if changes.get("euler") is not None and "angles" not in changes:
             changes["angles"] = np.asarray(changes["euler"], dtype=np.float64)[:, 1]
         return dataclasses.replace(self, **changes)
+
+    def with_step(self, description: str, **changes: Any) -> TiltSeries:
+        """:meth:`replace` plus one line appended to :attr:`provenance` (for processing steps)."""
+        return self.replace(provenance=(*self.provenance, description), **changes)
 
     def geometry(
         self, volume_shape: tuple[int, int, int] | None = None, *, thickness: int | None = None
@@ -322,6 +332,7 @@ class TiltSeries:
             defocus=pick(self.defocus),
             microscope=self.microscope,
             source=self.source,
+            provenance=self.provenance,
         )
 
     def save(self, path: str | Path) -> Path:
