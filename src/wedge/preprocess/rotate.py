@@ -1,4 +1,4 @@
-"""Image-space preprocessing shared by the API and the methods."""
+"""In-plane image rotation shared by the API, the report and the geometry tests."""
 
 from __future__ import annotations
 
