@@ -5,8 +5,20 @@ under its final name.
 """
 
 from .angles import read_angles, read_mdoc, write_angles, write_mdoc
+from .aretomo import AlnAlignment, read_aln
 from .atomic import atomic_output
 from .formats import SUPPORTED_SUFFIXES
+from .imod import (
+    alignment_from_xf,
+    apply_xf,
+    compose_xf,
+    invert_xf,
+    read_imod_alignment,
+    read_xf,
+    write_ali,
+    write_xf,
+    xf_from_alignment,
+)
 from .stacks import describe, read_tiltseries, write_tiltseries
 from .volumes import read_volume, read_volume_with_voxel, write_volume
 
@@ -23,4 +35,15 @@ __all__ = [
     "write_volume",
     "describe",
     "SUPPORTED_SUFFIXES",
+    "read_xf",
+    "write_xf",
+    "invert_xf",
+    "compose_xf",
+    "apply_xf",
+    "write_ali",
+    "xf_from_alignment",
+    "alignment_from_xf",
+    "read_imod_alignment",
+    "AlnAlignment",
+    "read_aln",
 ]
