@@ -39,6 +39,11 @@ def workdir(tmp_path_factory):
     series = wedge.TiltSeries(wedge.project(vol, ang), ang, pixel_size=2.1)
     series.save(d / "STACK.mrc")
     wedge.write_tiltseries(d / "STACK.st", series)
+    # a raw stack: the same projections in a wider field, a −500 background, noise, drift
+    rng = np.random.default_rng(0)
+    wide = wedge.project(np.pad(vol, 8), ang, shifts=rng.normal(0, 1.5, (ang.size, 2)))
+    raw = wide - 500 + rng.normal(0, 0.05, wide.shape).astype(np.float32)
+    wedge.TiltSeries(raw, ang, pixel_size=2.1).save(d / "RAW.mrc")
     grid = np.zeros((24, 24, 24), np.float32)
     zz, yy, xx = np.mgrid[:24, :24, :24]
     for i, c in enumerate([(6, 6, 6), (6, 6, 14), (6, 14, 6), (14, 6, 6), (14, 14, 14)]):

@@ -200,6 +200,77 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
     print(msg)
 
 
+def cmd_preprocess(args: argparse.Namespace) -> None:
+    from .io import read_tiltseries, write_tiltseries
+    from .preprocess import prepare
+
+    tlt = str(Path(args.output).with_suffix(".tlt"))
+    _refuse_overwrite(
+        {"output": args.output, "angle file written beside the output": tlt},
+        _stack_inputs(args.stack, args.angles),
+    )
+    series = read_tiltseries(
+        args.stack,
+        angles=args.angles,
+        pixel_size=args.pixel_size,
+        tilt_axis_angle=args.tilt_axis_angle,
+    )
+    print(f"read {series!r}")
+    out = prepare(
+        series,
+        degree=args.degree,
+        outlier_threshold=args.outlier_threshold or None,
+        normalize=not args.no_normalize,
+        bin_factor=args.bin,
+    )
+    for line in out.provenance[len(series.provenance) :]:
+        print(f"  {line}")
+    path = write_tiltseries(args.output, out)
+    print(f"wrote {path} {out.images.shape} (pixel {out.pixel_size:g} Å)")
+
+
+def cmd_align(args: argparse.Namespace) -> None:
+    from .align import coarse_align
+    from .align.report import write_alignment_outputs
+    from .io import read_tiltseries
+
+    out = Path(args.output)
+    inputs = _stack_inputs(args.stack, args.angles)
+    stem = Path(args.stack).stem
+    planned = {f"output {p.name}": str(out / p.name) for p in _align_outputs(out, stem)}
+    _refuse_overwrite(planned, inputs)
+    series = read_tiltseries(
+        args.stack,
+        angles=args.angles,
+        pixel_size=args.pixel_size,
+        tilt_axis_angle=args.tilt_axis_angle,
+    )
+    print(f"read {series!r}")
+    result = coarse_align(
+        series,
+        axis=not args.keep_axis,
+        xcorr=True,
+        com=args.com,
+        stretch=not args.no_stretch,
+        quality=not args.no_quality,
+        device=args.device,
+    )
+    for rec in result.history:
+        figures = ", ".join(
+            f"{k} {v:.4g}" for k, v in rec.items() if k != "stage" and isinstance(v, float)
+        )
+        print(f"  {rec['stage']:>6}: {figures}")
+    out.mkdir(parents=True, exist_ok=True)
+    for path in write_alignment_outputs(result, out, stem, write_ali=not args.no_ali):
+        print(f"wrote {path}")
+
+
+def _align_outputs(out: Path, stem: str) -> list[Path]:
+    return [
+        out / f"{stem}{s}" for s in (".xf", ".tlt", ".ali", "_alignment.png", "_alignment.json")
+    ]
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from .report import demo, text_table
 
@@ -333,6 +404,42 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.add_argument("-o", "--output", required=True, help="output volume (.mrc; never an input)")
     s.set_defaults(func=cmd_reconstruct)
+
+    s = sub.add_parser(
+        "preprocess", help="background, outliers, mass normalisation (and binning) of a stack"
+    )
+    s.add_argument("stack", help="raw tilt series (MRC/ST/TIFF/HDF5/.npy)")
+    s.add_argument("--angles", default=None, help=".tlt/.rawtlt/.mdoc (default: found beside)")
+    s.add_argument("--pixel-size", type=float, default=None, help="Å (default: from the file)")
+    s.add_argument("--tilt-axis-angle", type=float, default=None, help="deg CCW from image Y")
+    s.add_argument("--degree", type=int, default=3, help="Bernstein background degree (0-8)")
+    s.add_argument(
+        "--outlier-threshold", type=float, default=8.0, help="robust σ for hot pixels (0: off)"
+    )
+    s.add_argument("--no-normalize", action="store_true", help="skip mass normalisation")
+    s.add_argument("--bin", type=int, default=1, help="integer binning factor (default 1)")
+    s.add_argument("-o", "--output", required=True, help="output stack (.mrc; .tlt beside)")
+    s.set_defaults(func=cmd_preprocess)
+
+    s = sub.add_parser(
+        "align", help="coarse alignment: tilt-axis angle and shifts → .xf, .tlt, .ali, report"
+    )
+    s.add_argument("stack", help="tilt series (preprocessed: see `wedge preprocess`)")
+    s.add_argument("--angles", default=None, help=".tlt/.rawtlt/.mdoc (default: found beside)")
+    s.add_argument("--pixel-size", type=float, default=None, help="Å (default: from the file)")
+    s.add_argument(
+        "--tilt-axis-angle", type=float, default=None, help="starting axis angle, deg CCW from Y"
+    )
+    s.add_argument("--keep-axis", action="store_true", help="do not estimate the axis angle")
+    s.add_argument("--com", action="store_true", help="centre-of-mass stage (isolated object)")
+    s.add_argument(
+        "--no-stretch", action="store_true", help="no cosine stretching (needles, pillars)"
+    )
+    s.add_argument("--no-quality", action="store_true", help="skip the SIRT R-factor per stage")
+    s.add_argument("--no-ali", action="store_true", help="do not write the aligned stack")
+    s.add_argument("--device", default=None)
+    s.add_argument("-o", "--output", required=True, help="output directory")
+    s.set_defaults(func=cmd_align)
 
     s = sub.add_parser("compare", help="run several methods and write an HTML report")
     s.add_argument("stack")

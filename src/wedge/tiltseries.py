@@ -294,9 +294,7 @@ class TiltSeries:
             if thickness is None:
                 nz = nx
             elif isinstance(thickness, bool) or int(thickness) != thickness:
-                raise ValueError(
-                    f"thickness must be a whole number of voxels, got {thickness!r}."
-                )
+                raise ValueError(f"thickness must be a whole number of voxels, got {thickness!r}.")
             else:
                 nz = int(thickness)
             if nz < 1:

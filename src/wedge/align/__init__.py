@@ -1,5 +1,15 @@
 """Alignment of tilt series: angular (and shift) refinement by re-projection matching."""
 
+from .axis import common_line_score, estimate_tilt_axis
+from .coarse import AlignmentResult, coarse_align, com_shifts, xcorr_shifts
 from .refine import RefineOptions, RefineResult, refine_angles, refine_angles_file, score_images
 
 __all__ = ["RefineOptions", "RefineResult", "refine_angles", "refine_angles_file", "score_images"]
+__all__ += [
+    "AlignmentResult",
+    "coarse_align",
+    "com_shifts",
+    "common_line_score",
+    "estimate_tilt_axis",
+    "xcorr_shifts",
+]
