@@ -13,3 +13,6 @@ __all__ += [
     "estimate_tilt_axis",
     "xcorr_shifts",
 ]
+from .fine import align, joint_refinement, projection_matching, register_shifts  # noqa: E402
+
+__all__ += ["align", "joint_refinement", "projection_matching", "register_shifts"]

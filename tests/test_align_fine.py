@@ -1,0 +1,199 @@
+"""Fine alignment (wedge.align.fine): projection matching, joint gradient refinement, the
+``align`` driver, bad input.
+
+The data are independent of the projectors that align: Gaussian-blob phantoms projected
+slice by slice by ASTRA's 2D parallel ``linear`` projector (its angle is wedge's −β on a
+(Z, X) slice), shifted (and rotated in-plane) by one cubic-spline
+``scipy.ndimage.affine_transform`` following docs/conventions.md: the measured image at q
+is the ideal projection at Z(−α)(q − d).
+
+Shift errors are reported after removing the object-translation gauge: across the axis
+(axis frame) the least-squares x0 cos β + z0 sin β of the error, along it its mean. The
+constant across the axis (the tilt axis' offset from the image centre) is NOT removed: it
+is an error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+
+import wedge
+from wedge.align import align, joint_refinement, projection_matching
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+# ----------------------------------------------------------------------------- data
+def _blob_volume(shape, n, seed=0, extent=(5.0, 10.0, 10.0)) -> np.ndarray:
+    """(Z, Y, X) sum of ``n`` random Gaussian ellipsoids (σ 1.2–2.5 voxels) with centres
+    within ±``extent`` voxels of the volume centre."""
+    rng = np.random.default_rng(seed)
+    z, y, x = np.meshgrid(*[np.arange(s) - (s - 1) / 2 for s in shape], indexing="ij")
+    v = np.zeros(shape)
+    for _ in range(n):
+        c = rng.uniform(-1, 1, 3) * np.array(extent)
+        s = rng.uniform(1.2, 2.5, 3)
+        w = rng.uniform(0.5, 1.0)
+        v += w * np.exp(
+            -((z - c[0]) ** 2) / (2 * s[0] ** 2)
+            - (y - c[1]) ** 2 / (2 * s[1] ** 2)
+            - (x - c[2]) ** 2 / (2 * s[2] ** 2)
+        )
+    return v.astype(np.float32)
+
+
+def _astra_project(vol: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """Projections (n, Y, X) by ASTRA's 2D parallel 'linear' projector, slice by slice."""
+    astra = pytest.importorskip("astra")
+    nz, ny, nx = vol.shape
+    vg = astra.create_vol_geom(nz, nx)
+    pg = astra.create_proj_geom("parallel", 1.0, nx, np.deg2rad(-np.asarray(angles)))
+    pid = astra.create_projector("linear", pg, vg)
+    out = np.empty((len(angles), ny, nx), np.float32)
+    try:
+        for j in range(ny):  # a loop over slices
+            sid, sino = astra.create_sino(np.ascontiguousarray(vol[:, j, :]), pid)
+            astra.data2d.delete(sid)
+            out[:, j, :] = sino
+    finally:
+        astra.projector.delete(pid)
+    return out
+
+
+def _measured(proj: np.ndarray, alpha: float, shifts: np.ndarray) -> np.ndarray:
+    """M(q) = P(Z(−α)(q − d)), one cubic-spline interpolation per image."""
+    a = np.deg2rad(alpha)
+    c, s = np.cos(a), np.sin(a)
+    ny, nx = proj.shape[1:]
+    mat = np.array([[c, -s], [s, c]])  # Z(−α) on (y, x) index vectors
+    cen = np.array([(ny - 1) / 2, (nx - 1) / 2])
+    out = [
+        ndi.affine_transform(p, mat, offset=cen - mat @ (cen + d[::-1]), order=3)
+        for p, d in zip(proj, shifts, strict=True)
+    ]
+    return np.stack(out).astype(np.float32)
+
+
+def _axis_frame(shifts: np.ndarray, alpha: float) -> np.ndarray:
+    """Z(−α) s, written out here."""
+    a = np.deg2rad(alpha)
+    c, s = np.cos(a), np.sin(a)
+    return np.stack([c * shifts[:, 0] + s * shifts[:, 1], -s * shifts[:, 0] + c * shifts[:, 1]], 1)
+
+
+def _gauge_fit(err: np.ndarray, angles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(residual error (n, 2), object-translation part (n, 2)) of an axis-frame error."""
+    b = np.deg2rad(angles)
+    design = np.stack([np.cos(b), np.sin(b)], 1)
+    coef, *_ = np.linalg.lstsq(design, err[:, 0], rcond=None)
+    part = np.stack([design @ coef, np.full(len(b), err[:, 1].mean())], 1)
+    return err - part, part
+
+
+def _rms(a: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.asarray(a) ** 2)))
+
+
+def _pearson_with(series, truth, thickness) -> float:
+    rec = wedge.reconstruct(series, "sirt", iterations=50, thickness=thickness, progress=False)
+    return float(np.corrcoef(rec.volume.ravel(), truth.ravel())[0, 1])
+
+
+# ----------------------------------------------------------------------------- matching
+MATCH_ANGLES = np.linspace(-60.0, 60.0, 31)
+
+
+@pytest.fixture(scope="module")
+def matching_case():
+    vol = _blob_volume((24, 40, 40), 25)
+    true = np.random.default_rng(5).normal(0, 3.0, (MATCH_ANGLES.size, 2))
+    images = _measured(_astra_project(vol, MATCH_ANGLES), 0.0, true)
+    return vol, true, wedge.TiltSeries(images, MATCH_ANGLES)
+
+
+def test_projection_matching_recovers_shifts_from_a_poor_start(matching_case):
+    """Start: no alignment at all (shifts σ = 3 px left, as after a failed coarse stage).
+    Up to 20 rounds of SIRT (10 it., thickness 24 = the phantom's) + registration; the
+    default tol (0.02 px) stops it after 12.
+
+    Measured: gauge-free RMS error 0.295 px across the axis, 0.148 px along it (from 2.77 /
+    2.74 px); the slowest mode is the axis offset (nearly collinear with x0 cos β over
+    ±60°). SIRT (50 it.) Pearson with the truth, the object translation taken out of the
+    estimates: 0.920 with them, 0.933 with the true shifts, 0.475 unaligned. Bounds ≈ 1.4×
+    the measured errors; Pearson within 0.02 of the true geometry's (measured gap 0.013).
+    """
+    vol, true, series = matching_case
+    res = projection_matching(series, rounds=20, iterations=10, thickness=24, device="cpu")
+    assert [h["stage"] for h in res.history] == ["match"] * len(res.history)
+    assert res.history[0]["round"] == 1 and res.history[-1]["r_factor"] < res.history[0]["r_factor"]
+    resid, part = _gauge_fit(res.shifts - true, MATCH_ANGLES)
+    across, along = _rms(resid[:, 0]), _rms(resid[:, 1])
+    start, _ = _gauge_fit(-true, MATCH_ANGLES)
+    assert _rms(start[:, 0]) > 2.5 and _rms(start[:, 1]) > 2.5
+    assert across < 0.4 and along < 0.21, (across, along)
+    assert np.array_equal(series.images, matching_case[2].images) and series.shifts is None
+    fixed = res.series.replace(shifts=res.shifts - part)
+    p_est = _pearson_with(fixed, vol, 24)
+    p_true = _pearson_with(series.replace(shifts=true), vol, 24)
+    p_none = _pearson_with(series, vol, 24)
+    assert p_est > p_true - 0.02 and p_none < p_est - 0.2, (p_est, p_true, p_none)
+
+
+# ----------------------------------------------------------------------------- joint
+JOINT_TRUE = np.arange(-90.0, 90.01, 6.0)  # 31 tilts over the half-turn
+
+
+@pytest.fixture(scope="module")
+def joint_case():
+    """20³ blobs; recorded tilts with σ = 1° errors (seed 1), images shifted σ = 0.5 px."""
+    n = 20
+    vol = _blob_volume((n, n, n), 20, extent=(n / 4,) * 3)
+    start = JOINT_TRUE + np.random.default_rng(1).normal(0, 1.0, JOINT_TRUE.size)
+    true_shifts = np.random.default_rng(2).normal(0, 0.5, (JOINT_TRUE.size, 2))
+    images = _measured(_astra_project(vol, JOINT_TRUE), 0.0, true_shifts)
+    return start, true_shifts, wedge.TiltSeries(images, start)
+
+
+def test_joint_refinement_recovers_shifts_and_reduces_tilt_errors(joint_case):
+    """6 rounds (SIRT 30 it., 30 Adam steps each) on shifts and tilts.
+
+    Measured: tilt RMSE (mean offset removed) 0.901° → 0.708° only (the tilts converge
+    slowly while the shifts are wrong: without image shifts the same 20³ case reaches
+    0.388° in 3 rounds); shifts (gauge removed) 0.042 px across, 0.023 px along the axis
+    (from σ 0.5 px). Bounds: tilt 0.8°, shifts 1.5× measured.
+    """
+    start, true_shifts, series = joint_case
+    res = joint_refinement(
+        series, refine=("shifts", "tilt"), rounds=6, steps=30, tol=0.0, device="cpu"
+    )
+    assert [h["stage"] for h in res.history] == ["joint"] * 6
+    err = res.series.angles - JOINT_TRUE
+    err0 = start - JOINT_TRUE
+    assert abs(err.mean() - err0.mean()) < 1e-9  # the mean tilt (gauge) is kept
+    tilt_rmse = float(np.std(err))
+    resid, _ = _gauge_fit(res.shifts - true_shifts, JOINT_TRUE)
+    assert np.std(err0) == pytest.approx(0.901, abs=1e-3)
+    assert tilt_rmse < 0.8 and _rms(resid[:, 0]) < 0.065 and _rms(resid[:, 1]) < 0.035
+    assert np.allclose(res.shifts.mean(0), 0.0, atol=1e-9)  # the mean shift is kept (0)
+    assert res.series.tilt_axis_angle == 0.0  # not refined
+    assert np.array_equal(series.angles, start)  # input untouched
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_bad_input_is_refused_with_a_clear_error():
+    images = np.random.default_rng(0).random((5, 8, 8)).astype(np.float32)
+    series = wedge.TiltSeries(images, np.linspace(-40, 40, 5))
+    one = wedge.TiltSeries(images[:1], [0.0])
+    for fn in (projection_matching, joint_refinement, align):
+        with pytest.raises(ValueError, match="at least 2 tilts"):
+            fn(one)
+    with pytest.raises(ValueError, match="cannot refine 'zoom'"):
+        joint_refinement(series, refine=("tilt", "zoom"))
+    with pytest.raises(ValueError, match="defocus"):
+        joint_refinement(series, refine=("defocus",))
+    with pytest.raises(ValueError, match="rounds must be an integer"):
+        projection_matching(series, rounds=0)
+    with pytest.raises(ValueError, match="nothing to do"):
+        align(series, coarse=False, match_rounds=0)
