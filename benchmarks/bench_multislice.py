@@ -114,9 +114,11 @@ def main() -> None:
     mic = Microscope(cs=1e7)
     d, dz = 0.2, 1.0
     rng = np.random.default_rng(0)
+    from wedge._cpuinfo import machine_line
+
     print(
         f"device {dev} ({torch.cuda.get_device_name() if dev.type == 'cuda' else 'CPU'}), "
-        f"torch threads {torch.get_num_threads()}, {args.slices} slices"
+        f"torch threads {torch.get_num_threads()}, {args.slices} slices\n{machine_line()}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         res_w, res_g, res_a = {}, {}, {}
@@ -201,6 +203,7 @@ def main() -> None:
                 text=True,
             )
             print(out.stdout.strip() or out.stderr[-1000:])
+    print("figures above measured on:", machine_line())
 
 
 if __name__ == "__main__":

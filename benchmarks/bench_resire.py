@@ -24,6 +24,8 @@ import time
 import numpy as np
 import torch
 
+from wedge._cpuinfo import machine_line
+
 
 def _series(n: int, tilts: int):
     import wedge
@@ -60,6 +62,7 @@ def speed(n: int, tilts: int, model: str, iterations: int, device: str) -> dict:
         "model": model,
         "device": device,
         "s_per_iteration": float(per.mean()),
+        "machine": machine_line(),
     }
 
 
@@ -82,6 +85,7 @@ def one_memory_run(method: str, n: int, device: str) -> dict:
         "device": device,
         "peak_bytes": int(peak),
         "genfire_grid_bytes_os3": grid_bytes((n, n, n), 3.0),
+        "machine": machine_line(),
     }
 
 
@@ -95,6 +99,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--method", default="resire")
     a = ap.parse_args()
+    if a.what != "_one":
+        print(f"# {machine_line()}", flush=True)
     if a.what == "speed":
         for n in a.sizes or [243, 256]:
             print(json.dumps(speed(n, a.tilts, a.model, a.iterations, a.device)), flush=True)

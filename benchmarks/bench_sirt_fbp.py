@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wedge._cpuinfo import machine_line
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -72,6 +74,7 @@ def memory_child(n: int, tilts: int, iterations: int) -> None:
                 "peak_iterations_bytes": 1024 * (peak_iter - base),
                 "resident_before_iterations_bytes": 1024 * (reset_base - base),
                 "seconds": elapsed,
+                "machine": machine_line(),
             }
         )
     )
@@ -124,7 +127,7 @@ def main() -> None:
     n, nt = a.size, a.tilts
     angles = np.linspace(-60, 60, nt)
     print(f"# wedge SIRT/FBP benchmark: {n}³ volume, {nt} tilts ±60°, CPU")
-    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads; machine may be shared")
+    print(f"# torch {torch.__version__}; {machine_line()}")
     vol = torch.from_numpy(shepp_logan_3d((n, n, n)))
     geom = Geometry.single_axis(angles, (n, n, n))
     clear_matrix_cache()
@@ -187,6 +190,7 @@ def main() -> None:
             f"({r['peak_iterations_bytes'] / budget:.2f}×); volume+data {budget / mib:.0f} MiB, "
             f"sparse matrices {r['matrix_bytes'] / mib:.0f} MiB; target < 3×"
         )
+    print(f"# figures above measured on: {machine_line()}")
 
 
 if __name__ == "__main__":

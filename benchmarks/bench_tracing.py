@@ -17,6 +17,7 @@ import time
 import numpy as np
 import torch
 
+from wedge._cpuinfo import machine_line
 from wedge.atoms.evaluation import compare
 from wedge.atoms.tracing import TraceOptions, trace
 
@@ -64,6 +65,7 @@ def run(n_atoms: int, device: str) -> dict:
         "found_pct": round(100 * rep.found_fraction, 3),
         "false_pos_pct": round(100 * rep.false_positive_fraction, 3),
         "error_voxels": round(rep.position_error_rms / 100 / vs, 4),
+        "machine": machine_line(),
     }
 
 
@@ -72,6 +74,7 @@ def main() -> None:
     ap.add_argument("--atoms", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
+    print(f"# {machine_line()}", flush=True)
     for n in args.atoms:
         print(json.dumps(run(n, args.device)), flush=True)
 

@@ -23,17 +23,31 @@ Two weightings are provided:
 
 Both give line integrals in voxel units: a slab of 1-valued voxels T voxels thick
 projects to T at 0° tilt.
+
+Y chunks
+--------
+The product runs over ``w`` Y columns at a time (``y_chunk``). On the CPU each row of
+``A`` (one ray) gathers rows of the dense operand ``B = volume[:, y0:y0+w, :]`` viewed as
+(Z·X, w), ``Z·X·w·4`` bytes, and every tilt sweeps all of ``B`` once; ``A`` itself
+(8 bytes per non-zero) is streamed once per chunk. Wide chunks stream ``A`` fewer times but
+once ``B`` leaves the shared L3 every tilt's sweep goes to memory; narrow chunks keep ``B``
+cached but stream ``A`` more often and leave MKL's inner loop (over ``w``) too short. See
+:func:`default_y_chunk` for the rule and :func:`measure_y_chunk` for the measured choice.
 """
 
 from __future__ import annotations
 
 import functools
+import math
+import time
 import warnings
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .._cpuinfo import cpu_info
 from ..geometry import Geometry
 from .base import Projector, register_projector
 
@@ -44,6 +58,9 @@ __all__ = [
     "SparseVoxelProjector",
     "SparseProjector",
     "clear_matrix_cache",
+    "default_y_chunk",
+    "measure_y_chunk",
+    "clear_y_chunk_cache",
 ]
 
 
@@ -211,6 +228,156 @@ def clear_matrix_cache() -> None:
     _cached_pair.cache_clear()
 
 
+#: Y-chunk rule constants (see :func:`default_y_chunk`).
+_L3_SHARE = 4  # the dense operand of one chunk may take 1/4 of one L3 instance
+_L2_SHARE = 2  # one ray's gathered rows may take 1/2 of a core's L2
+_MIN_CHUNK, _MAX_CHUNK = 16, 32
+_FALLBACK_L3, _FALLBACK_L2 = 8 << 20, 256 << 10  # when the sizes cannot be read
+_DEVICE_CHUNK_BYTES = 32 << 20  # GPUs: bound the permuted copies only
+
+#: (volume shape, data shape, nnz, device, torch threads) → measured Y chunk width.
+_MEASURED_Y_CHUNK: dict[tuple, int] = {}
+
+
+def _floor_pow2(v: int) -> int:
+    return 1 << (max(1, int(v)).bit_length() - 1)
+
+
+def default_y_chunk(
+    volume_shape: tuple[int, int, int],
+    data_shape: tuple[int, int, int],
+    nnz: int,
+    device: str | torch.device = "cpu",
+) -> int:
+    """Y columns per sparse product, from the cache sizes (deterministic on one machine).
+
+    On the CPU, with ``per_col = 4·max(Z·X, n·X_det)`` bytes (one Y column of the larger
+    dense operand) and ``per_row = 4·nnz/(n·X_det)`` bytes (one ray's gathered rows per
+    column)::
+
+        w = min(L3 / 4 / per_col,  L2 / 2 / per_row)
+
+    rounded down to a power of two and clamped to [16, 32] and to Y. ``L3`` is one L3
+    instance: the dense operand is read by every thread, once per tilt, so it is the shared
+    cache that must hold it, with room left for ``A`` streaming through and for other
+    tenants of a shared L3. ``L2`` is per core: consecutive rays of one tilt reuse most of
+    each other's voxels, so one ray's gathered rows should stay in the thread's own L2.
+    Below 16 columns (one 64-byte line of float32) each gathered row wastes part of its
+    cache line and ``A`` is streamed too often; above 32 the forward gains nothing and the
+    adjoint slows by 13–29 % (64 against 32 at 128³ and 256³; docs/benchmarks.md). Unknown
+    cache sizes fall back to an 8 MiB L3 and a 256 KiB L2. The rule does not depend on the
+    thread count: the best width was the same with 1 and 2 threads. On a loaded machine
+    with OpenMP's default spin-waiting, every parallel region also waits for a descheduled
+    thread, which favours fewer, wider chunks; ``y_chunk="measure"``
+    (:func:`measure_y_chunk`) sees that, and ``OMP_WAIT_POLICY=PASSIVE`` or one thread
+    removes it.
+
+    On other devices the chunk only bounds the permuted copies to about 32 MiB.
+
+    Parameters
+    ----------
+    volume_shape : (Z, Y, X)
+    data_shape : (n, Y_det, X_det)
+    nnz : int
+        Non-zeros of ``A``.
+    device : str or torch.device
+
+    Returns
+    -------
+    int
+        Columns per chunk, between 1 and Y.
+    """
+    nz, ny, nx = volume_shape
+    n, _, nu = data_shape
+    per_col = 4 * max(nz * nx, n * nu)
+    if torch.device(device).type != "cpu":
+        return max(1, min(ny, _DEVICE_CHUNK_BYTES // per_col))
+    info = cpu_info()
+    l3 = info.l3_bytes or _FALLBACK_L3
+    l2 = info.l2_bytes or _FALLBACK_L2
+    per_row = 4 * max(1, math.ceil(nnz / max(1, n * nu)))
+    w = min(l3 // _L3_SHARE // per_col, l2 // _L2_SHARE // per_row)
+    w = min(_MAX_CHUNK, max(_MIN_CHUNK, _floor_pow2(w)))
+    return max(1, min(ny, w))
+
+
+def measure_y_chunk(
+    a: torch.Tensor,
+    at: torch.Tensor,
+    volume_shape: tuple[int, int, int],
+    data_shape: tuple[int, int, int],
+    candidates: tuple[int, ...] = (8, 16, 32, 64, 128),
+    repeat: int = 3,
+) -> int:
+    """Y chunk width chosen by timing the actual matrices, cached in memory.
+
+    Each candidate width ``w`` is timed as one product ``A @ B`` plus one ``Aᵀ @ R`` on
+    random operands of ``w`` columns, best of ``repeat`` with the candidates interleaved;
+    the width with the least time per column wins. The result is kept per (volume shape,
+    data shape, nnz, device, torch threads) until :func:`clear_y_chunk_cache`. It takes
+    about ``repeat`` forward + adjoint passes over ``sum(candidates)`` columns (2.3 s at
+    256³ × 61 tilts on a 2-core AMD EPYC, random operands included) and reflects the load
+    at the time it runs.
+
+    Parameters
+    ----------
+    a, at : torch sparse CSR tensors
+        The system matrix and its transpose.
+    volume_shape, data_shape : the projector's shapes
+    candidates : widths to try (those above Y, or with an operand above 128 MiB, are
+        skipped; at least the smallest is kept)
+    repeat : timing rounds
+
+    Returns
+    -------
+    int
+    """
+    nz, ny, nx = volume_shape
+    n, _, nu = data_shape
+    dev = a.device
+    key = (
+        tuple(volume_shape),
+        tuple(data_shape),
+        int(a.values().numel()),
+        str(dev),
+        torch.get_num_threads(),
+    )
+    if key in _MEASURED_Y_CHUNK:
+        return _MEASURED_Y_CHUNK[key]
+    per_col = 4 * max(nz * nx, n * nu)
+    cands = sorted({min(ny, int(w)) for w in candidates if int(w) >= 1})
+    fit = [w for w in cands if w * per_col <= 128 << 20]
+    cands = fit or cands[:1]
+    g = torch.Generator(device="cpu").manual_seed(0)
+    ops = {
+        w: (
+            torch.rand((nz * nx, w), generator=g).to(dev),
+            torch.rand((n * nu, w), generator=g).to(dev),
+        )
+        for w in cands
+    }
+    best = dict.fromkeys(cands, math.inf)
+    for _ in range(max(1, repeat)):
+        for w in cands:
+            b, r = ops[w]
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            t = time.perf_counter()
+            torch.sparse.mm(a, b)
+            torch.sparse.mm(at, r)
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            best[w] = min(best[w], (time.perf_counter() - t) / w)
+    choice = min(cands, key=lambda w: (best[w], -w))
+    _MEASURED_Y_CHUNK[key] = choice
+    return choice
+
+
+def clear_y_chunk_cache() -> None:
+    """Forget the widths chosen by :func:`measure_y_chunk`."""
+    _MEASURED_Y_CHUNK.clear()
+
+
 class _YResample:
     """Per-image linear interpolation along Y: volume rows → detector rows, with shift dy.
 
@@ -266,12 +433,31 @@ class SparseProjector(Projector):
         ``a @ volume.view(Z·X, Y)``. Block-iterative methods slice ``a`` by image rows.
     matrix_bytes : int
         Memory of ``a`` and ``at``.
+    y_chunk : int
+        Y columns per sparse product (see :func:`default_y_chunk`). Results do not depend
+        on it beyond float32 rounding.
+
+    Parameters
+    ----------
+    geometry : Geometry
+        A single-axis geometry.
+    n_sub : int, optional
+        Samples per voxel (``ray``) or sub-voxels per axis (``voxel``).
+    y_chunk : int, "measure" or None
+        Y columns per sparse product. None (default): from the cache sizes,
+        :func:`default_y_chunk`. An int: that width (capped at Y). ``"measure"``: timed on
+        the matrices at first use, :func:`measure_y_chunk`, and cached in memory.
     """
 
     model: str = "ray"
     default_sub: int = 3
 
-    def __init__(self, geometry: Geometry, n_sub: int | None = None) -> None:
+    def __init__(
+        self,
+        geometry: Geometry,
+        n_sub: int | None = None,
+        y_chunk: int | Literal["measure"] | None = None,
+    ) -> None:
         if not geometry.is_single_axis:
             raise ValueError(
                 f"the {self.name!r} projector needs a single-axis geometry (φ = ψ = 0 and no "
@@ -295,22 +481,36 @@ class SparseProjector(Projector):
             str(self.device),
         )
         self.ymap = _YResample(ny, nvy, sh[:, 1], self.device)
+        self.y_chunk_option = y_chunk
+        self.y_chunk = self._resolve_y_chunk(y_chunk)
+
+    def _resolve_y_chunk(self, y_chunk: int | str | None) -> int:
+        ny = self.volume_shape[1]
+        if y_chunk is None:
+            nnz = int(self.a.values().numel())
+            return default_y_chunk(self.volume_shape, self.data_shape, nnz, self.device)
+        if y_chunk == "measure":
+            return measure_y_chunk(self.a, self.at, self.volume_shape, self.data_shape)
+        if isinstance(y_chunk, bool) or not isinstance(y_chunk, int | np.integer) or y_chunk < 1:
+            raise ValueError(
+                f"y_chunk must be a positive integer, 'measure' or None, got {y_chunk!r}."
+            )
+        return min(int(y_chunk), ny)
+
+    def with_geometry(self, geometry: Geometry) -> SparseProjector:
+        """The same projector class, ``n_sub`` and ``y_chunk`` option on another geometry."""
+        return type(self)(geometry, n_sub=self.n_sub, y_chunk=self.y_chunk_option)
 
     def _y_chunks(self) -> range:
-        """Y rows per sparse product: bounds the permuted copies to ~32 MB."""
-        nz, ny, nx = self.volume_shape
-        n, _, nu = self.data_shape
-        per_row = 4 * max(nz * nx, n * nu)
-        step = max(1, min(ny, (32 << 20) // per_row))
-        return range(0, ny, step)
+        """Starts of the Y chunks, ``self.y_chunk`` columns apart."""
+        return range(0, self.volume_shape[1], self.y_chunk)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         nz, ny, nx = self.volume_shape
         n, _, nu = self.data_shape
         p = x.new_empty((n, ny, nu))
-        chunks = self._y_chunks()
-        for y0 in chunks:
-            y1 = min(ny, y0 + chunks.step)
+        for y0 in self._y_chunks():
+            y1 = min(ny, y0 + self.y_chunk)
             cols = x[:, y0:y1, :].permute(0, 2, 1).reshape(nz * nx, y1 - y0)  # (Z·X, y)
             prod = torch.sparse.mm(self.a, cols)
             p[:, y0:y1, :] = prod.reshape(n, nu, y1 - y0).permute(0, 2, 1)
@@ -325,9 +525,8 @@ class SparseProjector(Projector):
         nz, ny, nx = self.volume_shape
         n, _, nu = self.data_shape
         q = self.ymap.adjoint(y.to(self.device, torch.float32))
-        chunks = self._y_chunks()
-        for y0 in chunks:
-            y1 = min(ny, y0 + chunks.step)
+        for y0 in self._y_chunks():
+            y1 = min(ny, y0 + self.y_chunk)
             rows = q[:, y0:y1, :].permute(0, 2, 1).reshape(n * nu, y1 - y0)
             v = torch.sparse.mm(self.at, rows)
             yield y0, y1, v.reshape(nz, nx, y1 - y0).permute(0, 2, 1)
