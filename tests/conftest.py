@@ -43,3 +43,43 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------------- independent data
+def astra_project(vol: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """ASTRA's 2D parallel 'linear' (Joseph) projections of every Y slice: (n, Y, X).
+
+    An implementation independent of wedge's projectors. ASTRA's angle is wedge's −β on the
+    same (Z, X) slice (tests/test_projectors.py). Skips the calling test without ASTRA.
+    """
+    astra = pytest.importorskip("astra")
+    nz, ny, nx = vol.shape
+    vg = astra.create_vol_geom(nz, nx)
+    pg = astra.create_proj_geom("parallel", 1.0, nx, np.deg2rad(-np.asarray(angles)))
+    pid = astra.create_projector("linear", pg, vg)
+    out = np.empty((len(angles), ny, nx), np.float32)
+    try:
+        for j in range(ny):  # ASTRA's 2D projector, one slice at a time
+            sid, sino = astra.create_sino(np.ascontiguousarray(vol[:, j, :]), pid)
+            astra.data2d.delete(sid)
+            out[:, j, :] = sino
+    finally:
+        astra.projector.delete(pid)
+    return out
+
+
+def misaligned_images(proj: np.ndarray, alpha: float, shifts: np.ndarray) -> np.ndarray:
+    """Measured images M(q) = P(Z(−α)(q − d)) from ideal projections P, by scipy (one
+    cubic-spline interpolation per image): the tilt axis at α, the image moved by d."""
+    import scipy.ndimage as ndi
+
+    a = np.deg2rad(alpha)
+    c, s = np.cos(a), np.sin(a)
+    ny, nx = proj.shape[1:]
+    mat = np.array([[c, -s], [s, c]])  # Z(−α) written on (y, x) index vectors
+    cen = np.array([(ny - 1) / 2, (nx - 1) / 2])
+    out = [
+        ndi.affine_transform(p, mat, offset=cen - mat @ (cen + d[::-1]), order=3)
+        for p, d in zip(proj, shifts, strict=True)
+    ]
+    return np.stack(out).astype(np.float32)

@@ -14,7 +14,7 @@ import pytest
 import scipy.ndimage as ndi
 
 import wedge
-from conftest import shared_data
+from conftest import astra_project, misaligned_images, shared_data
 from wedge.align import (
     AlignmentResult,
     coarse_align,
@@ -47,36 +47,6 @@ def _blob_volume(shape=(32, 80, 80), n=40, seed=0) -> np.ndarray:
     return v.astype(np.float32)
 
 
-def _astra_project(vol: np.ndarray, angles: np.ndarray) -> np.ndarray:
-    """Projections (n, Y, X) by ASTRA's 2D parallel 'linear' projector, slice by slice."""
-    astra = pytest.importorskip("astra")
-    nz, ny, nx = vol.shape
-    vg = astra.create_vol_geom(nz, nx)
-    pg = astra.create_proj_geom("parallel", 1.0, nx, np.deg2rad(-angles))  # ASTRA = −β
-    pid = astra.create_projector("linear", pg, vg)
-    out = np.empty((len(angles), ny, nx), np.float32)
-    for j in range(ny):  # a loop over slices
-        sid, sino = astra.create_sino(np.ascontiguousarray(vol[:, j, :]), pid)
-        astra.data2d.delete(sid)
-        out[:, j, :] = sino
-    astra.projector.delete(pid)
-    return out
-
-
-def _measured(proj: np.ndarray, alpha: float, shifts: np.ndarray) -> np.ndarray:
-    """Measured images M(q) = P(Z(−α)(q − d)) (one cubic-spline interpolation each)."""
-    a = np.deg2rad(alpha)
-    c, s = np.cos(a), np.sin(a)
-    ny, nx = proj.shape[1:]
-    mat = np.array([[c, -s], [s, c]])  # Z(−α) written on (y, x) index vectors
-    cen = np.array([(ny - 1) / 2, (nx - 1) / 2])
-    out = [
-        ndi.affine_transform(p, mat, offset=cen - mat @ (cen + d[::-1]), order=3)
-        for p, d in zip(proj, shifts, strict=True)
-    ]
-    return np.stack(out).astype(np.float32)
-
-
 def _to_axis_frame(shifts: np.ndarray, alpha: float) -> np.ndarray:
     a = np.deg2rad(alpha)
     c, s = np.cos(a), np.sin(a)
@@ -103,7 +73,7 @@ def _pearson(a, b) -> float:
 @pytest.fixture(scope="module")
 def phantom():
     vol = _blob_volume()
-    proj = _astra_project(vol, ANGLES)
+    proj = astra_project(vol, ANGLES)
     shifts = np.random.default_rng(1).normal(0.0, 3.0, (ANGLES.size, 2))
     shifts[20] = 0.0  # the 0° image is the frame of reference (see xcorr_shifts)
     return vol, proj, shifts
@@ -118,7 +88,7 @@ def test_xcorr_recovers_scipy_shifts_of_astra_projections(phantom, alpha, device
     90°; the shifts fall on other image axes), after removing b = 1.2 px (the depth of
     the blobs' mean plane) and a = −0.1 px."""
     _, proj, true = phantom
-    series = wedge.TiltSeries(_measured(proj, alpha, true), ANGLES, tilt_axis_angle=alpha)
+    series = wedge.TiltSeries(misaligned_images(proj, alpha, true), ANGLES, tilt_axis_angle=alpha)
     est = xcorr_shifts(series, device=device)
     err = _to_axis_frame(est - true, alpha)
     (a, b), resid_x = _translation_fit(err[:, 0], ANGLES)
@@ -131,7 +101,7 @@ def test_cosine_stretching_reduces_xcorr_error(phantom, device):
     """The phantom is slab-like (32 thick, 64 wide): without stretching the X residual is
     twelve times larger (measured 0.67 px against 0.057 px)."""
     _, proj, true = phantom
-    series = wedge.TiltSeries(_measured(proj, 0.0, true), ANGLES)
+    series = wedge.TiltSeries(misaligned_images(proj, 0.0, true), ANGLES)
     res = {}
     for stretch in (True, False):
         est = xcorr_shifts(series, stretch=stretch, device=device)
@@ -146,7 +116,7 @@ def test_tilt_axis_angle_found_from_the_data(phantom, alpha, device):
     0° or (for −37°) is started from −30°. Measured errors: −0.0023° (2°), −0.0042° (90°),
     −0.0025° (−37°)."""
     _, proj, true = phantom
-    images = _measured(proj, alpha, true)
+    images = misaligned_images(proj, alpha, true)
     near = -30.0 if alpha < 0 else (90.0 if alpha == 90 else 0.0)
     est = estimate_tilt_axis(wedge.TiltSeries(images, ANGLES), near=near, device=device)
     assert abs(est - alpha) < 0.02
@@ -156,7 +126,7 @@ def test_tilt_axis_is_known_modulo_half_a_turn(phantom, device):
     """α and α + 180° score alike (the data cannot tell them apart) while α + 90° is far
     worse; the estimate is folded into ±90° of ``near``."""
     _, proj, true = phantom
-    series = wedge.TiltSeries(_measured(proj, 2.0, true), ANGLES)
+    series = wedge.TiltSeries(misaligned_images(proj, 2.0, true), ANGLES)
     s = common_line_score(series, [2.0, 182.0, 92.0, 12.0], device=device)
     assert abs(s[0] - s[1]) <= 1e-9 * s[2]
     assert s[0] < 1e-3 * s[3] and s[3] < s[2]  # measured 4.3e-7, 0.015 (12°), 0.10 (92°)
@@ -171,7 +141,7 @@ def test_coarse_align_reconstructs_like_the_true_geometry(phantom, device):
     leave free). Measured Pearson 0.8852 against 0.8858; 0.8814 with the true shifts but
     α = 0; 0.798 without alignment."""
     vol, proj, true = phantom
-    series = wedge.TiltSeries(_measured(proj, 2.0, true), ANGLES)
+    series = wedge.TiltSeries(misaligned_images(proj, 2.0, true), ANGLES)
     images_before = series.images.copy()
     res = coarse_align(series, quality=True, quality_iterations=10, device=device)
     np.testing.assert_array_equal(series.images, images_before)  # input untouched

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.ndimage as ndi
 
 import wedge
+from conftest import astra_project, misaligned_images
 from wedge.align import align, joint_refinement, projection_matching
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -42,38 +42,6 @@ def _blob_volume(shape, n, seed=0, extent=(5.0, 10.0, 10.0)) -> np.ndarray:
             - (x - c[2]) ** 2 / (2 * s[2] ** 2)
         )
     return v.astype(np.float32)
-
-
-def _astra_project(vol: np.ndarray, angles: np.ndarray) -> np.ndarray:
-    """Projections (n, Y, X) by ASTRA's 2D parallel 'linear' projector, slice by slice."""
-    astra = pytest.importorskip("astra")
-    nz, ny, nx = vol.shape
-    vg = astra.create_vol_geom(nz, nx)
-    pg = astra.create_proj_geom("parallel", 1.0, nx, np.deg2rad(-np.asarray(angles)))
-    pid = astra.create_projector("linear", pg, vg)
-    out = np.empty((len(angles), ny, nx), np.float32)
-    try:
-        for j in range(ny):  # a loop over slices
-            sid, sino = astra.create_sino(np.ascontiguousarray(vol[:, j, :]), pid)
-            astra.data2d.delete(sid)
-            out[:, j, :] = sino
-    finally:
-        astra.projector.delete(pid)
-    return out
-
-
-def _measured(proj: np.ndarray, alpha: float, shifts: np.ndarray) -> np.ndarray:
-    """M(q) = P(Z(−α)(q − d)), one cubic-spline interpolation per image."""
-    a = np.deg2rad(alpha)
-    c, s = np.cos(a), np.sin(a)
-    ny, nx = proj.shape[1:]
-    mat = np.array([[c, -s], [s, c]])  # Z(−α) on (y, x) index vectors
-    cen = np.array([(ny - 1) / 2, (nx - 1) / 2])
-    out = [
-        ndi.affine_transform(p, mat, offset=cen - mat @ (cen + d[::-1]), order=3)
-        for p, d in zip(proj, shifts, strict=True)
-    ]
-    return np.stack(out).astype(np.float32)
 
 
 def _axis_frame(shifts: np.ndarray, alpha: float) -> np.ndarray:
@@ -109,7 +77,7 @@ MATCH_ANGLES = np.linspace(-60.0, 60.0, 31)
 def matching_case():
     vol = _blob_volume((24, 40, 40), 25)
     true = np.random.default_rng(5).normal(0, 3.0, (MATCH_ANGLES.size, 2))
-    images = _measured(_astra_project(vol, MATCH_ANGLES), 0.0, true)
+    images = misaligned_images(astra_project(vol, MATCH_ANGLES), 0.0, true)
     return vol, true, wedge.TiltSeries(images, MATCH_ANGLES)
 
 
@@ -154,7 +122,7 @@ def test_align_recovers_axis_and_shifts_end_to_end(matching_case):
     """
     vol, true, _ = matching_case
     alpha = 2.0
-    images = _measured(_astra_project(vol, MATCH_ANGLES), alpha, true)
+    images = misaligned_images(astra_project(vol, MATCH_ANGLES), alpha, true)
     series = wedge.TiltSeries(images, MATCH_ANGLES)
     opts = {"iterations": 10, "thickness": 24}
     res = align(series, match_rounds=4, match_options=opts, device="cpu")
@@ -179,7 +147,7 @@ def joint_case():
     vol = _blob_volume((n, n, n), 20, extent=(n / 4,) * 3)
     start = JOINT_TRUE + np.random.default_rng(1).normal(0, 1.0, JOINT_TRUE.size)
     true_shifts = np.random.default_rng(2).normal(0, 0.5, (JOINT_TRUE.size, 2))
-    images = _measured(_astra_project(vol, JOINT_TRUE), 0.0, true_shifts)
+    images = misaligned_images(astra_project(vol, JOINT_TRUE), 0.0, true_shifts)
     return start, true_shifts, wedge.TiltSeries(images, start)
 
 
@@ -229,7 +197,7 @@ def test_joint_refinement_gauss_newton_tilt_rmse_below_016_deg():
     true = np.arange(-90.0, 90.01, 4.0)
     start = true + np.random.default_rng(1).normal(0, 1.0, true.size)
     vol = _blob_volume((n, n, n), 30, extent=(n / 4,) * 3)
-    series = wedge.TiltSeries(_astra_project(vol, true), start)
+    series = wedge.TiltSeries(astra_project(vol, true), start)
     res = joint_refinement(series, refine="tilt", rounds=6, tol=0.0, device="cpu")
     err = res.series.angles - true
     assert abs(err.mean() - (start - true).mean()) < 1e-9  # the mean tilt (gauge) is kept

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import wedge
+from conftest import astra_project
 from wedge.align import RefineOptions, refine_angles, refine_angles_file
 from wedge.align import refine as refine_mod
 from wedge.align.refine import _brute_search, _gradient_search, _xcorr_shift
@@ -35,25 +36,6 @@ def _object(shape=(24, 24, 24)):
 
 ANGLES = np.arange(-60, 61, 10.0)
 WRONG = {2: 1.6, 6: -1.4, 10: 1.2}  # image index → error in degrees
-
-
-def _astra_project(vol: np.ndarray, angles: np.ndarray) -> np.ndarray:
-    """ASTRA's 'linear' (Joseph) projections of every Y slice: (n, Y, X). ASTRA's angle is
-    wedge's −β on the same (Z, X) slice (see test_projectors.py)."""
-    astra = pytest.importorskip("astra")
-    nz, ny, nx = vol.shape
-    vg = astra.create_vol_geom(nz, nx)
-    pg = astra.create_proj_geom("parallel", 1.0, nx, np.deg2rad(-np.asarray(angles)))
-    pid = astra.create_projector("linear", pg, vg)
-    out = np.zeros((len(angles), ny, nx), np.float32)
-    try:
-        for j in range(ny):
-            sid, sino = astra.create_sino(np.ascontiguousarray(vol[:, j, :]), pid)
-            astra.data2d.delete(sid)
-            out[:, j, :] = sino
-    finally:
-        astra.projector.delete(pid)
-    return out
 
 
 # ----------------------------------------------------------------------- analytic blobs
@@ -129,7 +111,7 @@ def test_search_finds_true_angles_given_the_object(search):
     about 1.5× the measured figures.
     """
     vol = _object()
-    b = torch.from_numpy(_astra_project(vol, ANGLES))
+    b = torch.from_numpy(astra_project(vol, ANGLES))
     start = ANGLES.copy()
     for i, d in WRONG.items():
         start[i] += d
