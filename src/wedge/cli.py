@@ -200,15 +200,10 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
     print(msg)
 
 
-def cmd_preprocess(args: argparse.Namespace) -> None:
-    from .io import read_tiltseries, write_tiltseries
-    from .preprocess import prepare
+def _read_stack(args: argparse.Namespace) -> Any:
+    """The series of ``args.stack`` with the command's angles, pixel size and axis angle."""
+    from .io import read_tiltseries
 
-    tlt = str(Path(args.output).with_suffix(".tlt"))
-    _refuse_overwrite(
-        {"output": args.output, "angle file written beside the output": tlt},
-        _stack_inputs(args.stack, args.angles),
-    )
     series = read_tiltseries(
         args.stack,
         angles=args.angles,
@@ -216,6 +211,19 @@ def cmd_preprocess(args: argparse.Namespace) -> None:
         tilt_axis_angle=args.tilt_axis_angle,
     )
     print(f"read {series!r}")
+    return series
+
+
+def cmd_preprocess(args: argparse.Namespace) -> None:
+    from .io import write_tiltseries
+    from .preprocess import prepare
+
+    tlt = str(Path(args.output).with_suffix(".tlt"))
+    _refuse_overwrite(
+        {"output": args.output, "angle file written beside the output": tlt},
+        _stack_inputs(args.stack, args.angles),
+    )
+    series = _read_stack(args)
     out = prepare(
         series,
         degree=args.degree,
@@ -232,20 +240,13 @@ def cmd_preprocess(args: argparse.Namespace) -> None:
 def cmd_align(args: argparse.Namespace) -> None:
     from .align import coarse_align
     from .align.report import write_alignment_outputs
-    from .io import read_tiltseries
 
     out = Path(args.output)
     inputs = _stack_inputs(args.stack, args.angles)
     stem = Path(args.stack).stem
     planned = {f"output {p.name}": str(out / p.name) for p in _align_outputs(out, stem)}
     _refuse_overwrite(planned, inputs)
-    series = read_tiltseries(
-        args.stack,
-        angles=args.angles,
-        pixel_size=args.pixel_size,
-        tilt_axis_angle=args.tilt_axis_angle,
-    )
-    print(f"read {series!r}")
+    series = _read_stack(args)
     result = coarse_align(
         series,
         axis=not args.keep_axis,
