@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from .._backend import resolve_device
+from ..models import shift_images
 from ..parameters import AcquisitionParameters, check_refine
 from ..tiltseries import TiltSeries
 from ._joint import _PER_IMAGE, _axis_step, _fix_gauge, _gauss_newton_step, _geometry_forward
@@ -179,11 +180,16 @@ def projection_matching(
     Every round: reconstruct with ``method`` from the series' current shifts and tilt-axis
     angle α (:func:`wedge.reconstruct`); re-project the volume with the ``ray`` model at
     the same angles, α = 0 and zero shifts, i.e. in the axis frame (the measured images
-    are rotated by −α once, bilinearly); register each measured image to its re-projection
-    (:func:`register_shifts`, edge taper of a tenth of the image, band-pass as
-    :func:`~wedge.align.coarse.xcorr_shifts`); the registration is the image's new shift
-    (axis frame, rotated back by Z(α)). Stops after ``rounds`` rounds, or earlier when a
-    round changes the shifts by less than ``tol`` pixels RMS.
+    are rotated by −α once, bilinearly); register each measured image
+    against its re-projection moved by the image's current shift (Fourier phase ramp), both
+    under the same edge taper (a tenth of the image) and band-pass as
+    :func:`~wedge.align.coarse.xcorr_shifts` (:func:`register_shifts`); current shift plus
+    registration is the image's new shift (axis frame, rotated back by Z(α)). Moving the
+    re-projection first keeps the taper at the same place of the object in both images,
+    so the true shifts are a fixed point (a fixed window on the unmoved re-projection
+    biased the shifts towards zero: docs/alignment.md, "Validation"). Stops after
+    ``rounds`` rounds, or earlier when a round changes the shifts by less than ``tol``
+    pixels RMS.
 
     Parameters
     ----------
@@ -197,7 +203,8 @@ def projection_matching(
     iterations : int
         Iterations of each reconstruction.
     max_shift : float, pixels, optional
-        Largest total shift searched; default a quarter of the smaller image side.
+        Largest change of a shift searched in one round; default a quarter of the smaller
+        image side.
     tol : float, pixels
         Early stop when the RMS change of a round is below it.
     thickness : int, optional
@@ -264,7 +271,20 @@ def projection_matching(
         with torch.no_grad():
             vol = torch.as_tensor(rec.volume, device=dev)
             ideal = make_projector(geom, "ray").forward(vol)
-        s_axis = register_shifts(ideal, meas, max_shift=float(max_shift), window=window, band=band)
+        # Register against the re-projection moved by the current shifts (a Fourier phase
+        # ramp), so that the window multiplies both images at the same place of the object:
+        # windowing the unmoved re-projection and the measured image with one fixed window
+        # pulls the peak towards zero total shift (the window's own edges, which cut an
+        # object that fills the frame, correlate best unmoved), so the true shifts were
+        # not a fixed point. The registration is now the residual, added to the current.
+        cur_axis = torch.as_tensor(_to_axis_frame(shifts, alpha), device=dev)
+        s_axis = cur_axis + register_shifts(
+            shift_images(ideal.double(), cur_axis),
+            meas,
+            max_shift=float(max_shift),
+            window=window,
+            band=band,
+        )
         new = _from_axis_frame(_keep_gauge(s_axis.cpu().numpy(), start_axis, b), alpha)
         change = _rms(new - shifts)
         shifts = new
