@@ -64,6 +64,17 @@ def test_preprocess_then_align_writes_imod_files_and_a_report(raw_stack, tmp_pat
     assert "wrote" in capsys.readouterr().out
 
 
+def test_align_with_projection_matching_rounds(raw_stack, tmp_path):
+    raw, _ = raw_stack
+    prep = tmp_path / "prep.mrc"
+    assert main(["preprocess", str(raw), "--degree", "1", "-o", str(prep)]) == 0
+    out = tmp_path / "m"
+    args = ["align", str(prep), "--no-quality", "--match-rounds", "2", "--thickness", "40"]
+    assert main([*args, "-o", str(out)]) == 0
+    stages = [h["stage"] for h in json.loads((out / "prep_alignment.json").read_text())["history"]]
+    assert stages.count("match") == 2 and "xcorr" in stages
+
+
 def test_align_refuses_to_write_over_its_input(raw_stack, tmp_path, capsys):
     raw, _ = raw_stack
     # the .tlt align would write beside the stack is the input's own angle file

@@ -238,7 +238,7 @@ def cmd_preprocess(args: argparse.Namespace) -> None:
 
 
 def cmd_align(args: argparse.Namespace) -> None:
-    from .align import coarse_align
+    from .align import align, coarse_align
     from .align.report import write_alignment_outputs
 
     out = Path(args.output)
@@ -247,15 +247,24 @@ def cmd_align(args: argparse.Namespace) -> None:
     planned = {f"output {p.name}": str(out / p.name) for p in _align_outputs(out, stem)}
     _refuse_overwrite(planned, inputs)
     series = _read_stack(args)
-    result = coarse_align(
-        series,
-        axis=not args.keep_axis,
-        xcorr=True,
-        com=args.com,
-        stretch=not args.no_stretch,
-        quality=not args.no_quality,
-        device=args.device,
-    )
+    coarse = {
+        "axis": not args.keep_axis,
+        "xcorr": True,
+        "com": args.com,
+        "stretch": not args.no_stretch,
+        "quality": not args.no_quality,
+    }
+    if args.match_rounds:
+        match = {"thickness": args.thickness} if args.thickness else {}
+        result = align(
+            series,
+            match_rounds=args.match_rounds,
+            coarse_options=coarse,
+            match_options=match,
+            device=args.device,
+        )
+    else:
+        result = coarse_align(series, device=args.device, **coarse)
     for rec in result.history:
         figures = ", ".join(
             f"{k} {v:.4g}" for k, v in rec.items() if k != "stage" and isinstance(v, float)
@@ -437,6 +446,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-stretch", action="store_true", help="no cosine stretching (needles, pillars)"
     )
     s.add_argument("--no-quality", action="store_true", help="skip the SIRT R-factor per stage")
+    s.add_argument(
+        "--match-rounds",
+        type=int,
+        default=0,
+        help="rounds of projection matching after the coarse stage (default 0: coarse only)",
+    )
+    s.add_argument(
+        "--thickness", type=int, default=None, help="volume Z size for projection matching"
+    )
     s.add_argument("--no-ali", action="store_true", help="do not write the aligned stack")
     s.add_argument("--device", default=None)
     s.add_argument("-o", "--output", required=True, help="output directory")
