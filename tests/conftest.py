@@ -83,3 +83,10 @@ def misaligned_images(proj: np.ndarray, alpha: float, shifts: np.ndarray) -> np.
         for p, d in zip(proj, shifts, strict=True)
     ]
     return np.stack(out).astype(np.float32)
+
+
+def axis_frame(shifts: np.ndarray, alpha: float) -> np.ndarray:
+    """Z(−α) s for shifts (n, 2), written out here (not wedge's rotate_shifts)."""
+    a = np.deg2rad(alpha)
+    c, s = np.cos(a), np.sin(a)
+    return np.stack([c * shifts[:, 0] + s * shifts[:, 1], -s * shifts[:, 0] + c * shifts[:, 1]], 1)

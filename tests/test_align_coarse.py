@@ -14,7 +14,7 @@ import pytest
 import scipy.ndimage as ndi
 
 import wedge
-from conftest import astra_project, misaligned_images, shared_data
+from conftest import astra_project, axis_frame, misaligned_images, shared_data
 from wedge.align import (
     AlignmentResult,
     coarse_align,
@@ -45,12 +45,6 @@ def _blob_volume(shape=(32, 80, 80), n=40, seed=0) -> np.ndarray:
             - (x - c[2]) ** 2 / (2 * s[2] ** 2)
         )
     return v.astype(np.float32)
-
-
-def _to_axis_frame(shifts: np.ndarray, alpha: float) -> np.ndarray:
-    a = np.deg2rad(alpha)
-    c, s = np.cos(a), np.sin(a)
-    return np.stack([c * shifts[:, 0] + s * shifts[:, 1], -s * shifts[:, 0] + c * shifts[:, 1]], 1)
 
 
 def _translation_fit(err_x: np.ndarray, angles: np.ndarray):
@@ -90,7 +84,7 @@ def test_xcorr_recovers_scipy_shifts_of_astra_projections(phantom, alpha, device
     _, proj, true = phantom
     series = wedge.TiltSeries(misaligned_images(proj, alpha, true), ANGLES, tilt_axis_angle=alpha)
     est = xcorr_shifts(series, device=device)
-    err = _to_axis_frame(est - true, alpha)
+    err = axis_frame(est - true, alpha)
     (a, b), resid_x = _translation_fit(err[:, 0], ANGLES)
     assert _rms(err[:, 1]) < 0.08  # measured 0.040 (α 0°), 0.028 (90°)
     assert _rms(resid_x) < 0.12  # measured 0.057, 0.072
@@ -156,7 +150,7 @@ def test_coarse_align_reconstructs_like_the_true_geometry(phantom, device):
     # after the shifts
     assert res.history[-1]["r_factor"] < 0.6 * res.history[0]["r_factor"]
 
-    (a, b), _ = _translation_fit(_to_axis_frame(res.shifts - true, 2.0)[:, 0], ANGLES)
+    (a, b), _ = _translation_fit(axis_frame(res.shifts - true, 2.0)[:, 0], ANGLES)
     moved = ndi.shift(vol, (-b, 0.0, -a), order=3)  # (Z, Y, X)
 
     def pearson(shifts, alpha, ref):
@@ -201,7 +195,7 @@ def test_centre_of_mass_alignment_is_exact_on_an_analytic_blob(alpha, device):
     sx -= design @ np.linalg.lstsq(design, sx, rcond=None)[0]
     sy = rng.normal(0, 3, ANGLES.size)
     sy -= sy.mean()
-    true = _to_axis_frame(np.stack([sx, sy], 1), -alpha)  # axis frame → image frame
+    true = axis_frame(np.stack([sx, sy], 1), -alpha)  # axis frame → image frame
     series = _blob_series(alpha, true)
     np.testing.assert_allclose(com_shifts(series), true, atol=1e-6)
     res = coarse_align(series, axis=False, xcorr=False, com=True, device=device)

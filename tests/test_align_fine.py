@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import wedge
-from conftest import astra_project, misaligned_images
+from conftest import astra_project, axis_frame, misaligned_images
 from wedge.align import align, joint_refinement, projection_matching
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -42,13 +42,6 @@ def _blob_volume(shape, n, seed=0, extent=(5.0, 10.0, 10.0)) -> np.ndarray:
             - (x - c[2]) ** 2 / (2 * s[2] ** 2)
         )
     return v.astype(np.float32)
-
-
-def _axis_frame(shifts: np.ndarray, alpha: float) -> np.ndarray:
-    """Z(−α) s, written out here."""
-    a = np.deg2rad(alpha)
-    c, s = np.cos(a), np.sin(a)
-    return np.stack([c * shifts[:, 0] + s * shifts[:, 1], -s * shifts[:, 0] + c * shifts[:, 1]], 1)
 
 
 def _gauge_fit(err: np.ndarray, angles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -150,7 +143,7 @@ def test_align_recovers_axis_and_shifts_end_to_end(matching_case):
     res = align(series, match_rounds=4, match_options=opts, device="cpu")
     stages = [h["stage"] for h in res.history]
     assert stages[0] == "axis" and stages[-1] == "match" and "xcorr" in stages
-    err = _axis_frame(res.shifts, res.tilt_axis_angle) - _axis_frame(true, alpha)
+    err = axis_frame(res.shifts, res.tilt_axis_angle) - axis_frame(true, alpha)
     resid, _ = _gauge_fit(err, MATCH_ANGLES)
     across, along = _rms(resid[:, 0]), _rms(resid[:, 1])
     assert abs(res.tilt_axis_angle - alpha) < 0.05, res.tilt_axis_angle

@@ -17,7 +17,7 @@ from .geometry import Geometry
 from .memory import check_memory, estimate_memory
 from .methods.registry import MethodInfo, build_options, get_method
 from .parameters import check_refine
-from .preprocess import rotate_images
+from .preprocess import rotate_images, rotate_shifts
 from .problem import Problem
 from .projectors import make_projector
 from .projectors.options import ProjectorOptions, projector_name
@@ -102,13 +102,10 @@ def _single_axis_images(series: TiltSeries, images: torch.Tensor, geom: Geometry
     single-axis projector applies. Shifts measured in the unrotated images rotate with
     them: the measured image is the ideal one moved by s, so the rotated image is the ideal
     single-axis one moved by Z(−α) s."""
-    a = np.deg2rad(series.tilt_axis_angle)
     images = rotate_images(images, series.tilt_axis_angle)
     changes: dict[str, Any] = {"tilt_axis_angle": 0.0}
     if geom.shifts is not None:
-        c, s = np.cos(a), np.sin(a)
-        sh = geom.shifts_array
-        changes["shifts"] = np.stack([c * sh[:, 0] + s * sh[:, 1], -s * sh[:, 0] + c * sh[:, 1]], 1)
+        changes["shifts"] = rotate_shifts(geom.shifts_array, series.tilt_axis_angle)
     return images, geom.replace(**changes)
 
 

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from .._backend import resolve_device
+from ..preprocess.rotate import rotate_shifts
 from ..tiltseries import TiltSeries
 from .axis import _check_series, _edge_taper, _images, common_line_score, estimate_tilt_axis
 
@@ -76,9 +77,7 @@ class AlignmentResult:
 # ----------------------------------------------------------------------------- helpers
 def _to_axis_frame(shifts: np.ndarray, alpha: float) -> np.ndarray:
     """Z(−α) s: shifts of the given images as seen after rotating them by −α."""
-    a = math.radians(alpha)
-    c, s = math.cos(a), math.sin(a)
-    return np.stack([c * shifts[:, 0] + s * shifts[:, 1], -s * shifts[:, 0] + c * shifts[:, 1]], 1)
+    return rotate_shifts(shifts, alpha)
 
 
 def _from_axis_frame(shifts: np.ndarray, alpha: float) -> np.ndarray:

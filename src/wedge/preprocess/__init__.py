@@ -19,7 +19,7 @@ from .dose import critical_exposure, dose_weight, exposure_filter
 from .intensity import normalize_images, normalize_mass
 from .outliers import find_outliers, remove_outliers
 from .resample import bin_images, fourier_downsample
-from .rotate import rotate_images
+from .rotate import rotate_images, rotate_shifts
 from .window import crop, taper_edges
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "prepare",
     "remove_outliers",
     "rotate_images",
+    "rotate_shifts",
     "subtract_background",
     "taper_edges",
 ]

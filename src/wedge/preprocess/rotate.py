@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["rotate_images"]
+__all__ = ["rotate_images", "rotate_shifts"]
 
 
 def rotate_images(images: torch.Tensor, tilt_axis_angle: float) -> torch.Tensor:
@@ -36,3 +37,14 @@ def rotate_images(images: torch.Tensor, tilt_axis_angle: float) -> torch.Tensor:
         align_corners=False,
     )
     return out[:, 0]
+
+
+def rotate_shifts(shifts: np.ndarray, tilt_axis_angle: float) -> np.ndarray:
+    """``Z(−α) s`` for shifts (n, 2) as (dx, dy) pixels: the shifts of images after
+    :func:`rotate_images` by the same ``tilt_axis_angle`` α (degrees). A measured image is
+    the ideal one moved by ``s``; rotated by −α, it is the rotated ideal moved by Z(−α) s.
+    ``rotate_shifts(s, -α)`` maps back."""
+    a = math.radians(tilt_axis_angle)
+    c, s = math.cos(a), math.sin(a)
+    sh = np.asarray(shifts, dtype=np.float64)
+    return np.stack([c * sh[:, 0] + s * sh[:, 1], -s * sh[:, 0] + c * sh[:, 1]], 1)
