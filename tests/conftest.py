@@ -21,6 +21,24 @@ def shared_data(*parts: str) -> Path:
     return p
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` are skipped without CUDA; with ``WEDGE_FORCE_GPU=1`` they run
+    (and fail without CUDA, through the ``cuda`` fixture), so a GPU run cannot skip them."""
+    if torch.cuda.is_available() or os.environ.get("WEDGE_FORCE_GPU") == "1":
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (WEDGE_FORCE_GPU=1 fails instead)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def cuda() -> torch.device:
+    """The CUDA device, for tests marked ``gpu``; an error (not a skip) when absent."""
+    assert torch.cuda.is_available(), "this test needs CUDA (WEDGE_FORCE_GPU=1 or marked gpu)"
+    return torch.device("cuda")
+
+
 @pytest.fixture(scope="session")
 def device() -> torch.device:
     """CUDA when WEDGE_FORCE_GPU=1 (fails if absent), else CPU."""

@@ -13,9 +13,10 @@ import torch
 
 from ._backend import as_tensor, resolve_device
 from ._options import coerce_field, option_fields
+from .distributed import rank_device, run_linear
 from .geometry import Geometry
 from .memory import check_memory, estimate_memory
-from .methods.registry import MethodInfo, build_options, get_method
+from .methods.registry import MethodInfo, build_options, get_method, resolve_iterations
 from .parameters import check_refine
 from .preprocess import rotate_images, rotate_shifts
 from .problem import Problem
@@ -51,6 +52,11 @@ class Reconstruction:
     series : TiltSeries or None
         The input series carrying the refined acquisition parameters (the input itself,
         unchanged, where nothing was refined): ready to reconstruct again or save.
+    device : str or None
+        The device the reconstruction ran on (``"cpu"``, ``"cuda:0"``, …).
+    path : Path or None
+        Where an out-of-core run (``out=``) wrote the volume; ``volume`` then reads it
+        lazily (a read-only ``np.memmap`` for MRC, a ``zarr.Array`` for OME-Zarr).
     """
 
     volume: np.ndarray
@@ -63,11 +69,17 @@ class Reconstruction:
     stopped: str
     peak_memory_bytes: int | None = None
     series: TiltSeries | None = None
+    device: str | None = None
+    path: Any = None
 
-    def save(self, path: Any) -> Any:
-        """Write the volume (MRC by default) with the voxel size in the header."""
+    def save(self, path: Any, overwrite: bool = False) -> Any:
+        """Write the volume with the voxel size: MRC by default, OME-Zarr for ``.zarr``
+        (an existing store is refused unless ``overwrite``)."""
         from .io import write_volume
+        from .io.zarr import is_zarr_path, write_ome_zarr
 
+        if is_zarr_path(path):
+            return write_ome_zarr(path, self.volume, self.voxel_size, overwrite=overwrite)
         return write_volume(path, self.volume, voxel_size=self.voxel_size)
 
 
@@ -122,6 +134,8 @@ def reconstruct(
     callbacks: Sequence[Callback] = (),
     projector: ProjectorOptions | None = None,
     refine: Sequence[str] | str | None = None,
+    memory: str | int | None = None,
+    out: Any = None,
     **options: Any,
 ) -> Reconstruction:
     """Reconstruct a volume from a tilt series with a registered method.
@@ -151,6 +165,13 @@ def reconstruct(
         Acquisition parameters to refine jointly with the volume (names in
         :data:`wedge.parameters.REFINABLE`); only methods with a nonlinear model
         (``kind="model"``) refine. The refined values come back in ``result.series``.
+    memory : str or int, optional
+        A memory budget (``"512MB"``, ``"2GB"``): reconstruct out of core, Y slab by Y
+        slab (:mod:`wedge.outofcore`; single-axis methods with a Radon projector). Needs
+        ``out``.
+    out : path, optional
+        Output file (``.mrc`` or ``.zarr``) of an out-of-core run; the budget defaults to
+        a safe fraction of the available memory.
     **options
         The method's options (its dataclass fields) and the runner's
         (:class:`~wedge.runner.RunOptions` fields: ``progress``, ``tol``, ``holdout``,
@@ -176,6 +197,8 @@ def reconstruct(
     """
     if not isinstance(series, TiltSeries):
         raise TypeError("series must be a wedge.TiltSeries (see wedge.read_tiltseries).")
+    if memory is not None or out is not None:
+        return _out_of_core(series, method, memory, out, locals(), options)
     info = get_method(method)
     run_kw = {k: options.pop(k) for k in list(options) if k in option_fields(RunOptions)}
     opts = build_options(info, options)
@@ -191,21 +214,14 @@ def reconstruct(
             f"method {method!r} refines no acquisition parameters; use `wedge refine-angles` "
             "(wedge.align.refine_angles) or a method with a nonlinear model."
         )
-    if iterations is None:
-        iterations = info.default_iterations
-    if info.iterative and (
-        isinstance(iterations, bool)
-        or not isinstance(iterations, int | np.integer)
-        or iterations < 1
-    ):
-        raise ValueError(f"iterations must be a positive integer, got {iterations!r}.")
+    iterations = resolve_iterations(info, iterations)
     if info.kind == "linear" and series.is_focal_series:
         raise ValueError(
             f"method {method!r} reconstructs projections (n, Y, X), but the series holds a "
             f"focal series {series.shape}; use a multislice method or average each tilt's "
             "focal series first."
         )
-    dev = resolve_device(device)
+    dev = resolve_device(rank_device(device))
     geom = series.geometry(
         tuple(volume_shape) if volume_shape is not None else None, thickness=thickness
     )
@@ -251,9 +267,7 @@ def reconstruct(
             images, geom = _single_axis_images(series, images, geom)
         geom = geom.to(dev)
         op = make_projector(geom, proj_name, **proj_kw)
-        result = info.function(
-            op, images, iterations, x0, tuple(callbacks), options=opts, run=run_opts
-        )
+        result = run_linear(info, op, images, iterations, x0, tuple(callbacks), opts, run_opts)
     elapsed = time.perf_counter() - t0
     peak = int(torch.cuda.max_memory_allocated(dev)) if dev.type == "cuda" else None
     params = getattr(result, "parameters", None)
@@ -268,4 +282,35 @@ def reconstruct(
         stopped=result.stopped,
         peak_memory_bytes=peak,
         series=series if params is None else params.to_series(series),
+        device=str(dev),
+    )
+
+
+def _out_of_core(series, method, memory, out, given, options) -> Reconstruction:
+    """The ``memory=``/``out=`` route of :func:`reconstruct` (see :mod:`wedge.outofcore`)."""
+    from .outofcore import open_volume, reconstruct_out_of_core
+
+    if out is None:
+        raise ValueError("memory= reconstructs out of core and needs out= (an .mrc or .zarr path).")
+    unsupported = ["x0"] if given["x0"] is not None else []
+    unsupported += [k for k in ("refine", "callbacks") if given[k]]
+    if unsupported:
+        raise ValueError(f"{', '.join(unsupported)} cannot be used out of core.")
+    res = reconstruct_out_of_core(
+        series, out, method, memory=memory, thickness=given["thickness"],
+        volume_shape=given["volume_shape"], iterations=given["iterations"],
+        model=given["model"], device=given["device"], projector=given["projector"], **options,
+    )  # fmt: skip
+    return Reconstruction(
+        volume=open_volume(res.path),
+        history=res.history,
+        method=res.method,
+        options=None,
+        geometry=series.geometry(res.volume_shape),
+        voxel_size=res.voxel_size,
+        elapsed_s=res.elapsed_s,
+        stopped="direct" if not res.history else "iterations",
+        series=series,
+        device=res.device,
+        path=res.path,
     )

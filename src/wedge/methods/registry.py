@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from numbers import Integral
 from typing import Any, Literal
 
 from .._options import coerce_field, describe_options, option_fields
@@ -42,6 +43,7 @@ __all__ = [
     "list_methods",
     "get_method",
     "build_options",
+    "resolve_iterations",
     "coerce_field",
     "describe_options",
     "option_fields",
@@ -54,7 +56,7 @@ RESERVED_NAMES = frozenset(
     {
         # wedge.reconstruct
         "series", "method", "thickness", "volume_shape", "iterations", "model", "device",
-        "x0", "callbacks", "projector", "refine",
+        "x0", "callbacks", "projector", "refine", "memory", "out",
         # wedge.runner.RunOptions
         "progress", "tol", "holdout", "patience", "checkpoint", "checkpoint_every",
         "reference", "reference_every", "seed", "identity",
@@ -172,3 +174,15 @@ def build_options(info: MethodInfo, given: dict[str, Any]) -> Any:
         k: coerce_field(f"method {info.name!r}", k, fields[k][0], v) for k, v in given.items()
     }
     return info.options(**checked)
+
+
+def resolve_iterations(info: MethodInfo, iterations: Any) -> int:
+    """The iteration count of a run: the method's default when None; a positive integer
+    for iterative methods (direct methods ignore it)."""
+    if iterations is None:
+        return info.default_iterations
+    if info.iterative and (
+        isinstance(iterations, bool) or not isinstance(iterations, Integral) or iterations < 1
+    ):
+        raise ValueError(f"iterations must be a positive integer, got {iterations!r}.")
+    return iterations
