@@ -174,7 +174,9 @@ class AcquisitionParameters:
             df = self.defocus.detach().cpu().numpy()
             changes["defocus"] = df[:, 0] if series.defocus.ndim == 1 else df
         if self.c3 is not None:
-            changes["microscope"] = dataclasses.replace(series.microscope, cs=float(self.c3))
+            changes["microscope"] = dataclasses.replace(
+                series.microscope, cs=float(self.c3.detach())
+            )
         return series.replace(**changes)
 
     def __repr__(self) -> str:
