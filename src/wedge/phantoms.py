@@ -41,6 +41,7 @@ from ._render import (
 __all__ = [
     "PHANTOMS",
     "ball",
+    "dense",
     "make_phantom",
     "materials",
     "shepp_logan_3d",
@@ -428,6 +429,116 @@ def materials(
         xyz = _fibonacci_sphere(k, rng) * (0.13 * m)
         atoms = _splat_gaussians(shp, mine[None, :] + xyz[:, ::-1], 0.7, np.ones(k))
         np.maximum(vol, atoms, out=vol)
+    return np.clip(vol, 0.0, 1.0).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- dense
+def _sector_fn(
+    centre_zyx: np.ndarray, radius: float, half_height: float, opening_deg: float, rot: np.ndarray
+) -> SignedFn:
+    """Cheese wedge: a cylinder sector (local axis z, opening ``opening_deg`` < 180 from
+    local +x), Lipschitz-1: the max of the radial, height and two plane distances."""
+    a = math.radians(opening_deg)
+    planes = np.array([[0.0, -1.0, 0.0], [-math.sin(a), math.cos(a), 0.0]])  # outward normals
+    cz, cy, cx = (float(v) for v in centre_zyx)
+
+    def fn(z: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        p = (x - cx, y - cy, z - cz)
+        lx, ly, lz = (rot[0, i] * p[0] + rot[1, i] * p[1] + rot[2, i] * p[2] for i in range(3))
+        out = np.maximum(np.sqrt(lx * lx + ly * ly) - radius, np.abs(lz) - half_height)
+        for n in planes:  # two faces
+            out = np.maximum(out, n[0] * lx + n[1] * ly)
+        return out
+
+    return fn
+
+
+def _spiky_ball_fn(
+    centre_zyx: np.ndarray, radius: float, tips_xyz: np.ndarray, spike_radius: float
+) -> SignedFn:
+    """Sea mine: a ball and thin capsules from its centre to ``tips_xyz`` (offsets, voxels);
+    the min of Lipschitz-1 distances."""
+    cz, cy, cx = (float(v) for v in centre_zyx)
+
+    def fn(z: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        px, py, pz = x - cx, y - cy, z - cz
+        out = np.sqrt(px * px + py * py + pz * pz) - radius
+        for tx, ty, tz in tips_xyz:  # a dozen spikes, not voxels
+            ll = tx * tx + ty * ty + tz * tz
+            t = np.clip((px * tx + py * ty + pz * tz) / ll, 0.0, 1.0)
+            d = np.sqrt((px - t * tx) ** 2 + (py - t * ty) ** 2 + (pz - t * tz) ** 2)
+            out = np.minimum(out, d - spike_radius)
+        return out
+
+    return fn
+
+
+def dense(
+    shape: Sequence[int] = (64, 64, 64), *, seed: int = 0, supersample: int = 2
+) -> np.ndarray:
+    """A dense, fine-featured phantom after the INR-tomography paper's (Lim et al. §4.4).
+
+    Inside a thin ellipsoidal membrane (Gaussian profile, FWHM 1.2 voxels, peak 0.35,
+    semi-axes 0.46 of each axis) the box is filled with
+
+    * a square pyramid (sharp faces and apex), tilted 30° about x, density 0.8;
+    * a cheese wedge: a 60° sector of a cylinder (radius 0.2, half-height 0.09 × min(shape)),
+      turned 20° about x, density 0.6 (flat faces: low spatial frequencies);
+    * a spiky "sea mine": a ball of radius 0.08 × min(shape), density 0.5, with 14 spikes
+      (capsules of radius 0.9 voxel) to 0.19 × min(shape), along Fibonacci directions;
+    * atom-like points: Gaussians (σ = 0.6 voxel, peak 1) on a 4 × 4 × 4 grid with spacing
+      0.07 × min(shape) (≥ 3 voxels);
+    * a small dense ball (radius 0.05 × min(shape), density 1.0) and a faint large one
+      (radius 0.11, density 0.2) that overlaps the others.
+
+    Sharp faces, thin spikes, a shell and point-like atoms sit side by side, so a
+    sparse-view reconstruction needs more than positivity to get them all (a few smooth
+    ellipsoids in empty space would not test that).
+
+    Parameters
+    ----------
+    shape : (nz, ny, nx)
+        At least 24 per axis; positions scale with each axis, sizes with min(shape).
+    seed : int
+        Turns the spike directions; the same seed gives the same volume.
+    supersample : int
+        Sub-samples per voxel edge for the sharp shapes.
+
+    Returns
+    -------
+    ndarray, float32, (nz, ny, nx), values in [0, 1]
+    """
+    shp = _check_shape(shape, minimum=24)
+    ss = _check_supersample(supersample)
+    rng = np.random.default_rng(seed)
+    m = float(min(shp))
+    c0 = _centre(shp)
+    ext_zyx = np.asarray(shp, dtype=np.float64)
+
+    def at(fx: float, fy: float, fz: float) -> np.ndarray:
+        return c0 + np.array([fz, fy, fx]) * ext_zyx
+
+    semi = 0.46 * np.array([shp[2], shp[1], shp[0]], dtype=np.float64)
+    vol = 0.35 * _gaussian_shell(shp, c0, semi, 1.2)
+    faint = _render_ellipsoid(shp, at(0.05, 0.0, 0.0), (0.11 * m,) * 3, supersample=ss)
+    _paint_max(vol, faint, 0.2)
+    tilt = _rotation_xyz((1, 0, 0), 30.0)
+    _paint_max(vol, _pyramid(shp, at(-0.18, 0.20, 0.02), 0.10 * m, 0.20 * m, tilt, ss), 0.8)
+    c = at(0.20, 0.18, -0.05)
+    r, hh = 0.20 * m, 0.09 * m
+    fn = _sector_fn(c, r, hh, 60.0, _rotation_xyz((1, 0, 0), 20.0))
+    _paint_max(vol, _occupancy(shp, fn, c - r - 1, c + r + 1, ss), 0.6)
+    mine = at(0.17, -0.19, 0.03)
+    tips = _fibonacci_sphere(14, rng) * (0.19 * m)
+    fn = _spiky_ball_fn(mine, 0.08 * m, tips, 0.9)
+    reach = 0.19 * m + 2
+    _paint_max(vol, _occupancy(shp, fn, mine - reach, mine + reach, ss), 0.5)
+    g = (np.arange(4) - 1.5) * max(3.0, 0.07 * m)
+    gz, gy, gx = np.meshgrid(g, g, g, indexing="ij")
+    grid = at(-0.17, -0.17, -0.1) + np.stack([gz.ravel(), gy.ravel(), gx.ravel()], 1)
+    np.maximum(vol, _splat_gaussians(shp, grid, 0.6, np.ones(grid.shape[0])), out=vol)
+    ball_ = _render_ellipsoid(shp, at(0.0, 0.02, 0.2), (0.05 * m,) * 3, supersample=ss)
+    _paint_max(vol, ball_, 1.0)
     return np.clip(vol, 0.0, 1.0).astype(np.float32)
 
 

@@ -12,10 +12,12 @@ algebraic ``art``, ``sart``, ``sirt``
 cgls      ``cgls``
 resire    ``resire`` (Pham et al. 2023)
 genfire   ``genfire`` (Pryor et al. 2017)
+inr       ``inr`` (implicit neural representation, Lim et al.)
+phase     ``multislice``, ``singleslice`` (Ren et al. 2020; PhaseT3M)
 ========  =================================================================
 """
 
-from . import algebraic, backprojection, cgls, fbp, genfire, resire  # noqa: F401  (register)
+from . import algebraic, backprojection, cgls, fbp, genfire, inr, phase, resire  # noqa: F401
 from .algebraic import ARTOptions, IterativeOptions, SARTOptions, SIRTOptions
 from .cgls import CGLSOptions
 from .constraints import Constraints
