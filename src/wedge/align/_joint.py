@@ -89,9 +89,10 @@ def _gauss_newton_step(forward, p, b, names, damping) -> torch.Tensor:
         return torch.where(keep, after, before)
 
 
-def _geometry_forward(geometry, x: torch.Tensor, p: AcquisitionParameters):
+def _geometry_forward(geometry, x: torch.Tensor, p: AcquisitionParameters, mask=None):
     """A function projecting ``x`` with the ``ray`` projector of ``geometry`` at the current
-    values of ``p`` (float64 images); the fast single-axis projector when φ = ψ = 0."""
+    values of ``p`` (float64 images, times ``mask`` (Y, X) when given); the fast
+    single-axis projector when φ = ψ = 0 and α = 0."""
     from ..projectors import make_projector
 
     def forward() -> torch.Tensor:
@@ -101,7 +102,8 @@ def _geometry_forward(geometry, x: torch.Tensor, p: AcquisitionParameters):
             tilt_axis_angle=float(p.tilt_axis.detach()),
         )
         with torch.no_grad():
-            return make_projector(geom, "ray").forward(x).double()
+            out = make_projector(geom, "ray").forward(x).double()
+        return out if mask is None else out * mask
 
     return forward
 

@@ -40,7 +40,14 @@ from ..preprocess.rotate import rotate_shifts
 from ..tiltseries import TiltSeries
 from .axis import _check_series, _edge_taper, _images, common_line_score, estimate_tilt_axis
 
-__all__ = ["AlignmentResult", "coarse_align", "com_shifts", "xcorr_shifts"]
+__all__ = [
+    "AlignmentResult",
+    "centre_shifts",
+    "coarse_align",
+    "com_shifts",
+    "interleaved_subsets",
+    "xcorr_shifts",
+]
 
 #: largest |tilt| at which cosine stretching is allowed (cos 80° = 0.17: a 6× stretch)
 _MAX_STRETCH_TILT = 80.0
@@ -58,6 +65,7 @@ class AlignmentResult:
     shifts : ndarray (n, 2), pixels
         (dx, dy) per image, in the frame of the input images (wedge's convention).
     tilt_axis_angle : float, degrees
+        The axis angle α (with ``subsets``: the mean of the subsets' angles).
     history : list of dict
         One entry per stage run, in order: ``stage`` ("axis", "xcorr", "com"), and
         ``shift_change_rms`` (pixels: RMS over images of how much the stage moved the
@@ -66,12 +74,17 @@ class AlignmentResult:
         ``axis_offset`` (pixels; after xcorr only) for com; with ``quality=True`` every
         entry, and a first one with stage "input", also holds ``r_factor``: the R-factor
         of a short SIRT reconstruction from the series as it stands after the stage.
+    tilt_axis_angles : ndarray (n,), degrees, or None
+        Per image, when :func:`coarse_align` estimated one axis per acquisition subset
+        (``subsets``); ``series`` then carries them as Euler angles (φ = α of the image's
+        subset, θ = tilt, ψ = 0) with ``tilt_axis_angle`` 0.
     """
 
     series: TiltSeries
     shifts: np.ndarray
     tilt_axis_angle: float
     history: list[dict[str, Any]]
+    tilt_axis_angles: np.ndarray | None = None
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -157,6 +170,99 @@ def _check_filter(highpass: float, lowpass: float, lowpass_sigma: float) -> None
 
 
 # ----------------------------------------------------------------------------- xcorr
+def _axis_angles(alpha: Any, n: int) -> float | np.ndarray:
+    """α as a float, or as an (n,) array when the images have their own axes."""
+    a = np.asarray(alpha, dtype=np.float64)
+    if a.ndim == 0 or (a.ndim == 1 and a.size == n and np.all(a == a[0])):
+        a = float(a.reshape(-1)[0])
+        if not math.isfinite(a):
+            raise ValueError(f"tilt_axis_angle must be a finite number of degrees, got {a}.")
+        return a
+    if a.shape != (n,) or not np.all(np.isfinite(a)):
+        raise ValueError(
+            f"tilt_axis_angle must be one finite angle or one per image ({n}) in degrees, "
+            f"got shape {a.shape}."
+        )
+    return a
+
+
+def _with_axes(series: TiltSeries, shifts: np.ndarray, alpha: float | np.ndarray) -> TiltSeries:
+    """The series with these shifts and axis angle(s); per-image axes go in as Euler
+    angles (φ = α, θ, ψ = 0), the single-axis series with in-plane axis α of each image."""
+    if isinstance(alpha, float):
+        return series.replace(shifts=shifts, tilt_axis_angle=alpha)
+    euler = np.stack([alpha, series.angles, np.zeros_like(alpha)], 1)
+    return series.replace(shifts=shifts, tilt_axis_angle=0.0, euler=euler)
+
+
+def centre_shifts(shifts: Any, angles: Any, tilt_axis_angle: Any = 0.0) -> np.ndarray:
+    """Shifts moved by the object translation that centres them, (n, 2) pixels.
+
+    Shifts are fixed by the data only up to a translation of the object: in the axis frame
+    (:func:`~wedge.preprocess.rotate_shifts`) a constant along the axis, and
+    a·cos β + b·sin β across it (a translation by (a, b) in (x, z)). This removes the mean
+    along the axis (a translation along Y) and, across it, the depth translation b·sin β
+    of a least-squares fit c + a·cos β + b·sin β, so that the images' common field of view
+    is centred on the object along the axis and in depth. The part c + a·cos β stays as
+    the shift stages left it: c (the offset of the tilt axis from the image centre) is not
+    a translation, and over a limited tilt range it cannot be told from a·cos β.
+
+    Parameters
+    ----------
+    shifts : array (n, 2), pixels
+        (dx, dy) in the frame of the images.
+    angles : array (n,), degrees
+        Tilt angles β.
+    tilt_axis_angle : float or array (n,), degrees
+        α of the images (one per image for acquisition subsets with their own axes).
+    """
+    s = rotate_shifts(np.asarray(shifts, dtype=np.float64), tilt_axis_angle)
+    b = np.deg2rad(np.asarray(angles, dtype=np.float64))
+    # fit c + a·cos β + b·sin β and remove only the depth translation b·sin β: over a
+    # limited tilt range cos β is nearly constant, so a (a translation across the axis)
+    # and the axis offset c are poorly told apart, and removing a fitted a·cos β could
+    # move the object far off-centre (it did, on a ±60° test phantom)
+    design = np.stack([np.ones_like(b), np.cos(b), np.sin(b)], 1)
+    coef, *_ = np.linalg.lstsq(design, s[:, 0], rcond=None)
+    s[:, 0] -= design[:, 2] * coef[2]
+    s[:, 1] -= s[:, 1].mean()
+    return rotate_shifts(s, -np.asarray(tilt_axis_angle, dtype=np.float64))
+
+
+def interleaved_subsets(angles: Any, k: int) -> np.ndarray:
+    """Subset labels (n,) of ``k`` interleaved tilt series merged into one: in order of
+    tilt angle the images belong to subsets 0, 1, …, k − 1, 0, 1, … (e.g. two series with
+    4° steps, offset by 2°, as in the INR paper's §4.5)."""
+    ang = np.asarray(angles, dtype=np.float64).reshape(-1)
+    if isinstance(k, bool) or int(k) != k or k < 1:
+        raise ValueError(
+            f"the number of interleaved subsets must be a positive integer, not {k!r}."
+        )
+    labels = np.empty(ang.size, dtype=np.int64)
+    labels[np.argsort(ang, kind="stable")] = np.arange(ang.size) % int(k)
+    return labels
+
+
+def _check_subsets(subsets: Any, series: TiltSeries) -> np.ndarray | None:
+    if subsets is None:
+        return None
+    lab = np.asarray(subsets)
+    n = series.n_tilts
+    if lab.shape != (n,) or not np.issubdtype(lab.dtype, np.integer):
+        raise ValueError(
+            f"subsets must hold one integer label per image ({n}), got {lab.dtype} of shape "
+            f"{lab.shape}; see wedge.align.interleaved_subsets."
+        )
+    for k in np.unique(lab):
+        m = int(np.sum(lab == k))
+        if m < 3:
+            raise ValueError(
+                f"subset {k} has {m} image(s); estimating its own tilt axis needs at least "
+                "3 tilts: merge it with another subset."
+            )
+    return lab
+
+
 def xcorr_shifts(
     series: TiltSeries,
     *,
@@ -186,8 +292,8 @@ def xcorr_shifts(
     series : TiltSeries
         Single-axis projections (n, Y, X), n ≥ 2. Its ``shifts`` are ignored (the images
         are measured afresh).
-    tilt_axis_angle : float, degrees, optional
-        α; default the series' own.
+    tilt_axis_angle : float or array (n,), degrees, optional
+        α, one for all images or one per image; default the series' own.
     stretch : bool
         Cosine stretching (for slabs and general specimens). Turn it off for a needle or
         pillar rotating about its own axis, whose projections do not widen as 1/cos β;
@@ -224,9 +330,9 @@ def xcorr_shifts(
     """
     _check_series(series, "xcorr_shifts")
     _check_filter(highpass, lowpass, lowpass_sigma)
-    alpha = float(series.tilt_axis_angle if tilt_axis_angle is None else tilt_axis_angle)
-    if not math.isfinite(alpha):
-        raise ValueError(f"tilt_axis_angle must be a finite number of degrees, got {alpha}.")
+    alpha = _axis_angles(
+        series.tilt_axis_angle if tilt_axis_angle is None else tilt_axis_angle, series.n_tilts
+    )
     angles = series.angles
     if stretch and np.max(np.abs(angles)) > _MAX_STRETCH_TILT:
         raise ValueError(
@@ -245,19 +351,24 @@ def xcorr_shifts(
     img = _images(series, dev)
     window = _edge_taper(ny, nx, max(ny, nx) / 10, dev)
     frame = alpha if stretch else 0.0  # without stretching, no need to resample the images
-    if frame != 0.0:
+    if np.any(frame != 0.0):
         img = rotate_images(img, frame)
-        window = rotate_images(window[None], frame)[0]  # also zero where no data came in
+        # the taper rotated with the images is also zero where no data came in
+        window = rotate_images(window[None].expand(n, -1, -1), frame)
+    else:
+        window = window[None].expand(n, -1, -1)
     ref_idx, pairs = _sequence(angles)
     ri, ci = (np.array([p[k] for p in pairs]) for k in (0, 1))
     cos = np.cos(np.deg2rad(angles))
     f = cos[ri] / cos[ci] if stretch else np.ones(len(pairs))
     f_t = torch.as_tensor(f, device=dev, dtype=torch.float64)
+    # one window per pair: the reference's taper times the current image's, stretched
+    # (without stretching the images are not rotated and every taper is the same one)
     if stretch:
         cur = _stretch_x(img[ci], f_t)
-        win = window[None] * _stretch_x(window[None].expand(len(pairs), -1, -1), f_t)
+        win = window[ri] * _stretch_x(window[ci], f_t)
     else:
-        cur, win = img[ci], window[None]
+        cur, win = img[ci], window[ri]
 
     def prepared(a: torch.Tensor) -> torch.Tensor:
         mean = (a * win).sum((1, 2), keepdim=True) / win.sum((1, 2), keepdim=True)
@@ -388,6 +499,8 @@ def coarse_align(
     axis_band: tuple[float, float] = (0.01, 0.25),
     quality: bool = False,
     quality_iterations: int = 10,
+    subsets: Any = None,
+    centre: bool = True,
     device: str | torch.device | None = None,
 ) -> AlignmentResult:
     """Coarse alignment: tilt-axis angle, then shifts by cross-correlation and/or centre
@@ -417,12 +530,30 @@ def coarse_align(
         Also record the R-factor of a ``quality_iterations``-iteration SIRT reconstruction
         before and after every stage (costs one reconstruction per stage).
     quality_iterations : int
+    subsets : array (n,) of int, optional
+        Acquisition subset of each image, for a series merged from several tilt series
+        (interleaved: :func:`interleaved_subsets`; or a holder re-seated between halves).
+        Each subset gets its own tilt-axis angle (``axis=True``; at least 3 tilts each),
+        as the INR paper does for its interleaved AuPd series (§4.5). Shifts are measured
+        over the whole series as usual: neighbours are taken in order of angle, not of
+        acquisition, so a dose-symmetric or interleaved order needs nothing more.
+    centre : bool
+        After the shift stages, choose the object translation that the shifts cannot fix
+        (:func:`centre_shifts`) so that the object sits in the middle of the images'
+        common field of view, instead of where it is in the tilt nearest 0°: the volume
+        box is finite, and with large drift the xcorr reference loses rows and columns
+        at the box's edges (on the needle, SIRT R-factor 0.0644 → 0.0590, see
+        docs/alignment.md).
     device : str or torch.device, optional
 
     Returns
     -------
     AlignmentResult
         Without ``xcorr`` and ``com`` the series' own shifts (zeros if none) are kept.
+        With ``subsets`` whose axes differ, ``tilt_axis_angles`` holds them per image and
+        the series carries them as Euler angles (φ = α, θ, ψ = 0), which
+        :func:`wedge.reconstruct` takes through the general projector; projection
+        matching needs one axis and refuses such a series.
 
     Raises
     ------
@@ -434,7 +565,10 @@ def coarse_align(
         raise ValueError("coarse_align has nothing to do: set axis, xcorr or com to True.")
     if quality and (isinstance(quality_iterations, bool) or int(quality_iterations) < 1):
         raise ValueError(f"quality_iterations must be ≥ 1, got {quality_iterations!r}.")
-    alpha = float(series.tilt_axis_angle)
+    labels = _check_subsets(subsets, series)
+    if labels is not None and not axis:
+        raise ValueError("subsets only serve the per-subset axis estimate: set axis=True.")
+    alpha: float | np.ndarray = float(series.tilt_axis_angle)
     shifts = np.zeros((series.n_tilts, 2)) if series.shifts is None else series.shifts.copy()
     history: list[dict[str, Any]] = []
     # centres of mass first: a background that is not zero is refused before any work
@@ -443,7 +577,7 @@ def coarse_align(
     def record(entry: dict[str, Any], old: np.ndarray) -> None:
         entry["shift_change_rms"] = float(np.sqrt(np.mean(np.sum((shifts - old) ** 2, 1))))
         if quality:
-            now = series.replace(shifts=shifts, tilt_axis_angle=alpha)
+            now = _with_axes(series, shifts, alpha)
             entry["r_factor"] = _quick_r_factor(now, int(quality_iterations), device)
         history.append(entry)
 
@@ -451,8 +585,8 @@ def coarse_align(
         history.append(
             {"stage": "input", "r_factor": _quick_r_factor(series, quality_iterations, device)}
         )
-    if axis:
-        old, before = shifts.copy(), alpha
+    if axis and labels is None:
+        old, before = shifts.copy(), float(alpha)
         alpha = estimate_tilt_axis(series, band=axis_band, device=device)
         score = float(common_line_score(series, [alpha], band=axis_band, device=device)[0])
         record(
@@ -464,6 +598,19 @@ def coarse_align(
             },
             old,
         )
+    elif axis:
+        old, before = shifts.copy(), float(alpha)
+        per_image = np.empty(series.n_tilts)
+        entry: dict[str, Any] = {"stage": "axis"}
+        for k in np.unique(labels):  # a loop over acquisition subsets
+            idx = np.flatnonzero(labels == k)
+            a_k = estimate_tilt_axis(series[idx], band=axis_band, near=before, device=device)
+            per_image[idx] = a_k
+            entry[f"tilt_axis_angle_{int(k)}"] = a_k
+        alpha = _axis_angles(per_image, series.n_tilts)
+        entry["tilt_axis_angle"] = float(np.mean(per_image))
+        entry["change_deg"] = float(np.mean(per_image)) - before
+        record(entry, old)
     if xcorr:
         old = shifts.copy()
         shifts = xcorr_shifts(
@@ -479,7 +626,7 @@ def coarse_align(
         record({"stage": "xcorr"}, old)
     if com:
         old = shifts.copy()
-        entry: dict[str, Any] = {"stage": "com"}
+        entry = {"stage": "com"}
         c_axis = _to_axis_frame(centres, alpha)
         if xcorr:
             s_axis = _to_axis_frame(shifts, alpha)
@@ -493,11 +640,23 @@ def coarse_align(
             shifts = _from_axis_frame(out_axis, alpha)
         entry["x0"], entry["z0"] = float(coef[0]), float(coef[1])
         record(entry, old)
+    if centre and xcorr:
+        old = shifts.copy()
+        shifts = centre_shifts(shifts, series.angles, alpha)
+        record({"stage": "centre"}, old)
     stages = [s for s, on in (("axis", axis), ("xcorr", xcorr), ("com", com)) if on]
-    out = series.with_step(
-        f"coarse alignment ({', '.join(stages)}): tilt-axis angle {alpha:.3f}°, shifts RMS "
-        f"{float(np.sqrt(np.mean(np.sum(shifts**2, 1)))):.2f} px",
-        shifts=shifts,
-        tilt_axis_angle=alpha,
+    rms = float(np.sqrt(np.mean(np.sum(shifts**2, 1))))
+    if isinstance(alpha, float):
+        out = series.with_step(
+            f"coarse alignment ({', '.join(stages)}): tilt-axis angle {alpha:.3f}°, shifts "
+            f"RMS {rms:.2f} px",
+            shifts=shifts,
+            tilt_axis_angle=alpha,
+        )
+        return AlignmentResult(out, shifts.copy(), alpha, history)
+    axes = ", ".join(f"{a:.3f}°" for a in np.unique(alpha))
+    out = _with_axes(series, shifts, alpha).with_step(
+        f"coarse alignment ({', '.join(stages)}): tilt-axis angles {axes} (per subset, as "
+        f"Euler φ), shifts RMS {rms:.2f} px"
     )
-    return AlignmentResult(series=out, shifts=shifts.copy(), tilt_axis_angle=alpha, history=history)
+    return AlignmentResult(out, shifts.copy(), float(np.mean(alpha)), history, alpha.copy())

@@ -50,7 +50,8 @@ def write_alignment_outputs(
     """Write ``<stem>.xf``, ``<stem>.tlt``, ``<stem>.ali`` (unless ``write_ali`` is False),
     ``<stem>_alignment.png`` and ``<stem>_alignment.json`` into ``out_dir``."""
     s = result.series
-    xf = xf_from_alignment(result.shifts, result.tilt_axis_angle, s.image_shape)
+    axes = result.tilt_axis_angle if result.tilt_axis_angles is None else result.tilt_axis_angles
+    xf = xf_from_alignment(result.shifts, axes, s.image_shape)
     paths = [write_xf(out_dir / f"{stem}.xf", xf)]
     tlt = out_dir / f"{stem}.tlt"
     write_angles(tlt, s.angles)
@@ -60,6 +61,9 @@ def write_alignment_outputs(
     paths.append(plot_alignment(result, out_dir / f"{stem}_alignment.png"))
     summary = {
         "tilt_axis_angle_deg": result.tilt_axis_angle,
+        "tilt_axis_angles_deg": None
+        if result.tilt_axis_angles is None
+        else result.tilt_axis_angles.tolist(),
         "angles_deg": s.angles.tolist(),
         "shifts_px": result.shifts.tolist(),
         "history": result.history,

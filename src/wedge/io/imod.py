@@ -337,7 +337,7 @@ def _check_shape(image_shape: Any) -> tuple[int, int]:
     return ny, nx
 
 
-def xf_from_alignment(shifts: Any, tilt_axis_angle: float, image_shape: Any = None) -> np.ndarray:
+def xf_from_alignment(shifts: Any, tilt_axis_angle: Any, image_shape: Any = None) -> np.ndarray:
     """The IMOD ``.xf`` transforms that align raw images with wedge's shifts and axis angle.
 
     wedge's model of a raw image (docs/conventions.md): an ideal single-axis projection,
@@ -351,8 +351,9 @@ def xf_from_alignment(shifts: Any, tilt_axis_angle: float, image_shape: Any = No
     ----------
     shifts : array (n, 2), pixels
         (dx, dy) per image, as ``TiltSeries.shifts``.
-    tilt_axis_angle : float, degrees
-        Counter-clockwise from image Y (IMOD's rotation angle).
+    tilt_axis_angle : float or array (n,), degrees
+        Counter-clockwise from image Y (IMOD's rotation angle); one per view for a series
+        whose acquisition subsets have their own axes.
     image_shape : (Y, X), optional
         When given, shifts as large as the image are refused (they are not pixels).
 
@@ -365,8 +366,12 @@ def xf_from_alignment(shifts: Any, tilt_axis_angle: float, image_shape: Any = No
         raise ValueError(f"shifts must have shape (n, 2) as (dx, dy) pixels, got {s.shape}.")
     if not np.all(np.isfinite(s)):
         raise ValueError("the shifts contain NaN or Inf.")
-    if not np.isfinite(tilt_axis_angle):
-        raise ValueError("tilt_axis_angle must be a finite number of degrees.")
+    alpha = np.asarray(tilt_axis_angle, dtype=np.float64)
+    if alpha.shape not in ((), (s.shape[0],)) or not np.all(np.isfinite(alpha)):
+        raise ValueError(
+            "tilt_axis_angle must be a finite number of degrees, or one per view "
+            f"({s.shape[0]}); got shape {alpha.shape}."
+        )
     if image_shape is not None:
         ny, nx = _check_shape(image_shape)
         if np.any(np.abs(s[:, 0]) >= nx) or np.any(np.abs(s[:, 1]) >= ny):
@@ -374,7 +379,7 @@ def xf_from_alignment(shifts: Any, tilt_axis_angle: float, image_shape: Any = No
                 f"a shift of {np.abs(s).max():g} reaches beyond the {ny}×{nx} image; shifts "
                 "must be in pixels of this image (not Å, not another binning)."
             )
-    a = np.broadcast_to(_rotation(np.asarray(-float(tilt_axis_angle))), (s.shape[0], 2, 2))
+    a = np.broadcast_to(_rotation(-alpha), (s.shape[0], 2, 2))
     d = -np.einsum("nij,nj->ni", a, s)
     return np.concatenate([a, d[:, :, None]], axis=2)
 
