@@ -167,6 +167,10 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
     from .projectors.options import ProjectorOptions
 
     get_method(args.method)  # an unknown name fails before any file is read
+    if _streamed(args):  # --memory, an OME-Zarr stack, torchrun: wedge.outofcore
+        return _reconstruct_out_of_core(args)
+    if (args.align_rounds or args.no_stretch or args.com) and not args.align:
+        raise ValueError("--align-rounds, --no-stretch and --com apply with --align: add it.")
     inputs = _stack_inputs(args.stack, args.angles)
     _refuse_overwrite({"output": args.output, "checkpoint": args.checkpoint}, inputs)
     _refuse_overwrite({"output": args.output}, {"checkpoint": args.checkpoint})
@@ -179,6 +183,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
     print(f"read {series!r}")
     if series.source:
         print(series.source)
+    if args.align:
+        series = _align_for_reconstruction(series, args)
     options = _parse_set(args.set)
     if args.checkpoint:
         options["checkpoint"] = args.checkpoint
@@ -193,11 +199,100 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
         projector=projector,
         **options,
     )
-    out = rec.save(args.output)
-    msg = f"wrote {out} {rec.volume.shape} in {rec.elapsed_s:.1f} s"
+    out = _save_volume(rec, args)
+    if out is None:  # another rank writes the output
+        return
+    msg = f"wrote {out} {rec.volume.shape} on {rec.device} in {rec.elapsed_s:.1f} s"
     if rec.history:
         msg += f", final R-factor {rec.history[-1]['r_factor']:.4f} ({rec.stopped})"
     print(msg)
+
+
+def _streamed(args: argparse.Namespace) -> bool:
+    """Whether ``reconstruct`` streams Y slabs (:mod:`wedge.outofcore`): with --memory, an
+    OME-Zarr stack, or under torchrun for a slab method (it joins the process group first;
+    other methods run through the API, split as :mod:`wedge.distributed` says)."""
+    from .distributed import maybe_init_from_env
+    from .io.zarr import check_zarr_target, is_zarr_path
+
+    if is_zarr_path(args.output) and not args.overwrite:
+        check_zarr_target(args.output, False)
+    from .outofcore import SLAB_METHODS
+
+    world = maybe_init_from_env(args.device)
+    slabs = args.method in SLAB_METHODS and not (args.align or args.tilt_axis_angle)
+    return args.memory is not None or is_zarr_path(args.stack) or (world.active and slabs)
+
+
+def _reconstruct_out_of_core(args: argparse.Namespace) -> None:
+    from .distributed import world
+    from .memory import format_bytes
+    from .outofcore import reconstruct_out_of_core
+    from .projectors.options import ProjectorOptions
+
+    given = [f for f, v in (("--align", args.align), ("--checkpoint", args.checkpoint),
+                            ("--tilt-axis-angle", args.tilt_axis_angle)) if v]  # fmt: skip
+    if given:
+        raise UsageError(
+            f"{', '.join(given)} cannot be combined with a streamed reconstruction (--memory, "
+            "an OME-Zarr stack or torchrun); align the stack first (wedge align) and pass the "
+            ".ali."
+        )
+    _refuse_overwrite({"output": args.output}, _stack_inputs(args.stack, args.angles))
+    res = reconstruct_out_of_core(
+        args.stack, args.output, args.method, memory=args.memory, thickness=args.thickness,
+        iterations=args.iterations, model=args.model, device=args.device,
+        projector=ProjectorOptions.from_mapping(_parse_set(args.projector, "--projector")),
+        angles=args.angles, pixel_size=args.pixel_size, overwrite=args.overwrite,
+        progress=not args.quiet, **_parse_set(args.set),
+    )  # fmt: skip
+    if world().rank != 0:
+        return
+    p = res.plan
+    ranks = f" on {res.world_size} ranks" if res.world_size > 1 else ""
+    msg = (
+        f"wrote {res.path} {res.volume_shape} on {res.device}{ranks} in {res.elapsed_s:.1f} s "
+        f"({p.n_slabs} Y slabs of {p.width} rows, budget {format_bytes(p.budget)})"
+    )
+    if res.history and "r_factor" in res.history[-1]:
+        msg += f", final R-factor {res.history[-1]['r_factor']:.4f}"
+    print(msg)
+
+
+def _save_volume(rec: Any, args: argparse.Namespace) -> Path | None:
+    """Rank 0 writes the volume (the only process without torchrun); None elsewhere."""
+    from .distributed import world
+
+    w = world()
+    out = rec.save(args.output, overwrite=args.overwrite) if w.rank == 0 else None
+    w.barrier()
+    return out
+
+
+def _align_for_reconstruction(series: Any, args: argparse.Namespace) -> Any:
+    """``reconstruct --align``: the alignment of ``wedge align`` (coarse stage, then
+    ``--align-rounds`` rounds of projection matching at the run's thickness), in memory."""
+    from .align import align
+
+    coarse = {"stretch": not args.no_stretch, "com": args.com, "quality": False}
+    match = {"thickness": args.thickness} if args.thickness else {}
+    result = align(
+        series,
+        match_rounds=args.align_rounds,
+        coarse_options=coarse,
+        match_options=match,
+        device=args.device,
+    )
+    _print_alignment_history(result.history)
+    return result.series
+
+
+def _print_alignment_history(history: Sequence[dict[str, Any]]) -> None:
+    for rec in history:
+        figures = ", ".join(
+            f"{k} {v:.4g}" for k, v in rec.items() if k != "stage" and isinstance(v, float)
+        )
+        print(f"  {rec['stage']:>6}: {figures}")
 
 
 def _read_stack(args: argparse.Namespace) -> Any:
@@ -254,6 +349,10 @@ def cmd_align(args: argparse.Namespace) -> None:
         "stretch": not args.no_stretch,
         "quality": not args.no_quality,
     }
+    if args.interleaved:
+        from .align import interleaved_subsets
+
+        coarse["subsets"] = interleaved_subsets(series.angles, args.interleaved)
     if args.match_rounds:
         match = {"thickness": args.thickness} if args.thickness else {}
         result = align(
@@ -265,11 +364,7 @@ def cmd_align(args: argparse.Namespace) -> None:
         )
     else:
         result = coarse_align(series, device=args.device, **coarse)
-    for rec in result.history:
-        figures = ", ".join(
-            f"{k} {v:.4g}" for k, v in rec.items() if k != "stage" and isinstance(v, float)
-        )
-        print(f"  {rec['stage']:>6}: {figures}")
+    _print_alignment_history(result.history)
     out.mkdir(parents=True, exist_ok=True)
     for path in write_alignment_outputs(result, out, stem, write_ali=not args.no_ali):
         print(f"wrote {path}")
@@ -400,6 +495,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tilt-axis-angle", type=float, default=None, help="deg CCW from image Y")
     s.add_argument("--model", default=None, help="projector: ray, voxel or fourier")
     s.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    s.add_argument(
+        "--memory", default=None, help="budget, e.g. 2GB: stream Y slabs out of core (MRC/.zarr)"
+    )
+    s.add_argument("--overwrite", action="store_true", help="replace an existing .zarr output")
     s.add_argument("--checkpoint", default=None, help="checkpoint file (resumed if present)")
     s.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="a method option"
@@ -411,6 +510,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a projector option: n_sub, ray_step or oversampling (see `wedge methods`)",
     )
+    s.add_argument(
+        "--align",
+        action="store_true",
+        help="align first, as `wedge align` does (tilt-axis angle and shifts; not saved)",
+    )
+    s.add_argument(
+        "--align-rounds",
+        type=int,
+        default=0,
+        help="with --align: rounds of projection matching after the coarse stage",
+    )
+    s.add_argument("--no-stretch", action="store_true", help="with --align: no cosine stretch")
+    s.add_argument("--com", action="store_true", help="with --align: centre-of-mass stage")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.add_argument("-o", "--output", required=True, help="output volume (.mrc; never an input)")
     s.set_defaults(func=cmd_reconstruct)
@@ -454,6 +566,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--thickness", type=int, default=None, help="volume Z size for projection matching"
+    )
+    s.add_argument(
+        "--interleaved",
+        type=int,
+        default=0,
+        metavar="K",
+        help="K interleaved tilt series merged in one stack: one tilt axis per subset",
     )
     s.add_argument("--no-ali", action="store_true", help="do not write the aligned stack")
     s.add_argument("--device", default=None)
@@ -504,6 +623,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--symbols", default=None, help="element symbols, lightest first: O,Si")
     s.add_argument("-o", "--output", required=True, help="output .xyz")
     s.set_defaults(func=cmd_trace)
+
+    from .average.cli import add_average_parser
+
+    add_average_parser(sub)  # wedge average: subtomogram averaging (CRM)
 
     return p
 
