@@ -8,7 +8,6 @@ warnings print as ``wedge: warning: …``. Outputs are written atomically.
 from __future__ import annotations
 
 import argparse
-import ast
 import logging
 import sys
 import warnings
@@ -16,66 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ._cli_common import UsageError, _parse_set, _refuse_overwrite, _stack_inputs
+from ._cli_stream import _reconstruct_out_of_core, _save_volume, _streamed
+
 __all__ = ["main", "build_parser"]
-
-
-class UsageError(ValueError):
-    """A command-line mistake (reported like any other bad input)."""
-
-
-def _parse_set(items: Sequence[str], flag: str = "--set") -> dict[str, Any]:
-    """``KEY=VALUE`` pairs; VALUE is read as a Python literal when it is one, else a string.
-
-    The values are checked against the option's declared type by the API
-    (:func:`wedge.methods.registry.build_options`), so ``positivity=maybe`` is refused there.
-    """
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.isidentifier():
-            raise UsageError(f"{flag} expects KEY=VALUE (e.g. relaxation=0.5), got {item!r}.")
-        try:
-            out[key] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            out[key] = raw
-    return out
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name one file (existing files compared by inode, others by path)."""
-    try:
-        if a.exists() and b.exists():
-            return a.samefile(b)
-    except OSError:
-        pass
-    return a.resolve() == b.resolve()
-
-
-def _refuse_overwrite(outputs: dict[str, str | None], inputs: dict[str, str | Path | None]) -> None:
-    """Refuse, before any work, an output path that names one of the command's inputs."""
-    for out_label, out in outputs.items():
-        if out is None:
-            continue
-        for in_label, inp in inputs.items():
-            if inp is not None and _same_file(Path(out), Path(inp)):
-                raise UsageError(
-                    f"the {out_label} {out} is the {in_label}; wedge never writes over its "
-                    "inputs: choose another output path."
-                )
-
-
-def _stack_inputs(stack: str, angles: str | None) -> dict[str, str | Path | None]:
-    """The files a stack read may use: the stack, the angle file, and those found beside."""
-    from .io.angles import find_mdoc, find_sidecar_angles
-
-    p = Path(stack)
-    side = find_sidecar_angles(p) if p.exists() else None
-    return {
-        "input stack": stack,
-        "angle file": angles,
-        "angle file found beside the stack": None if side is None else side.path,
-        "SerialEM .mdoc beside the stack": find_mdoc(p) if p.exists() else None,
-    }
 
 
 # ---------------------------------------------------------------------------- commands
@@ -206,67 +149,6 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
     if rec.history:
         msg += f", final R-factor {rec.history[-1]['r_factor']:.4f} ({rec.stopped})"
     print(msg)
-
-
-def _streamed(args: argparse.Namespace) -> bool:
-    """Whether ``reconstruct`` streams Y slabs (:mod:`wedge.outofcore`): with --memory, an
-    OME-Zarr stack, or under torchrun for a slab method (it joins the process group first;
-    other methods run through the API, split as :mod:`wedge.distributed` says)."""
-    from .distributed import maybe_init_from_env
-    from .io.zarr import check_zarr_target, is_zarr_path
-
-    if is_zarr_path(args.output) and not args.overwrite:
-        check_zarr_target(args.output, False)
-    from .outofcore import SLAB_METHODS
-
-    world = maybe_init_from_env(args.device)
-    slabs = args.method in SLAB_METHODS and not (args.align or args.tilt_axis_angle)
-    return args.memory is not None or is_zarr_path(args.stack) or (world.active and slabs)
-
-
-def _reconstruct_out_of_core(args: argparse.Namespace) -> None:
-    from .distributed import world
-    from .memory import format_bytes
-    from .outofcore import reconstruct_out_of_core
-    from .projectors.options import ProjectorOptions
-
-    given = [f for f, v in (("--align", args.align), ("--checkpoint", args.checkpoint),
-                            ("--tilt-axis-angle", args.tilt_axis_angle)) if v]  # fmt: skip
-    if given:
-        raise UsageError(
-            f"{', '.join(given)} cannot be combined with a streamed reconstruction (--memory, "
-            "an OME-Zarr stack or torchrun); align the stack first (wedge align) and pass the "
-            ".ali."
-        )
-    _refuse_overwrite({"output": args.output}, _stack_inputs(args.stack, args.angles))
-    res = reconstruct_out_of_core(
-        args.stack, args.output, args.method, memory=args.memory, thickness=args.thickness,
-        iterations=args.iterations, model=args.model, device=args.device,
-        projector=ProjectorOptions.from_mapping(_parse_set(args.projector, "--projector")),
-        angles=args.angles, pixel_size=args.pixel_size, overwrite=args.overwrite,
-        progress=not args.quiet, **_parse_set(args.set),
-    )  # fmt: skip
-    if world().rank != 0:
-        return
-    p = res.plan
-    ranks = f" on {res.world_size} ranks" if res.world_size > 1 else ""
-    msg = (
-        f"wrote {res.path} {res.volume_shape} on {res.device}{ranks} in {res.elapsed_s:.1f} s "
-        f"({p.n_slabs} Y slabs of {p.width} rows, budget {format_bytes(p.budget)})"
-    )
-    if res.history and "r_factor" in res.history[-1]:
-        msg += f", final R-factor {res.history[-1]['r_factor']:.4f}"
-    print(msg)
-
-
-def _save_volume(rec: Any, args: argparse.Namespace) -> Path | None:
-    """Rank 0 writes the volume (the only process without torchrun); None elsewhere."""
-    from .distributed import world
-
-    w = world()
-    out = rec.save(args.output, overwrite=args.overwrite) if w.rank == 0 else None
-    w.barrier()
-    return out
 
 
 def _align_for_reconstruction(series: Any, args: argparse.Namespace) -> Any:

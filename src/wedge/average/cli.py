@@ -50,7 +50,7 @@ def add_average_parser(sub: Any) -> None:
 def cmd_average(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from ..cli import UsageError, _refuse_overwrite, _stack_inputs
+    from .._cli_common import UsageError, _refuse_overwrite, _stack_inputs
     from ..io import read_tiltseries, read_volume
     from ..io.volumes import write_volume
     from .baselines import AverageOptions, masked_fourier_average, simple_average
