@@ -18,13 +18,18 @@ object, not measurable), for
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import scipy.ndimage as ndi
 import torch
 
-import wedge
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import wedge  # noqa: E402
+from conftest import astra_project  # noqa: E402
 from wedge.align import RefineOptions, joint_refinement, refine_angles
 
 
@@ -42,24 +47,6 @@ def blob_volume(n: int, count: int, seed: int = 0) -> np.ndarray:
             - (x - c[2]) ** 2 / (2 * s[2] ** 2)
         )
     return v.astype(np.float32)
-
-
-def astra_project(vol: np.ndarray, angles: np.ndarray) -> np.ndarray:
-    import astra
-
-    nz, ny, nx = vol.shape
-    vg = astra.create_vol_geom(nz, nx)
-    pg = astra.create_proj_geom("parallel", 1.0, nx, np.deg2rad(-np.asarray(angles)))
-    pid = astra.create_projector("linear", pg, vg)
-    out = np.empty((len(angles), ny, nx), np.float32)
-    try:
-        for j in range(ny):
-            sid, sino = astra.create_sino(np.ascontiguousarray(vol[:, j, :]), pid)
-            astra.data2d.delete(sid)
-            out[:, j, :] = sino
-    finally:
-        astra.projector.delete(pid)
-    return out
 
 
 def tilt_rmse(est: np.ndarray, true: np.ndarray) -> float:

@@ -37,13 +37,17 @@ that case against the truth rotated by ±δ. Likewise an object translation is a
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
-import astra
 import numpy as np
 from scipy import ndimage as ndi
 
-import wedge
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import wedge  # noqa: E402
+from conftest import astra_project, axis_frame, misaligned_images  # noqa: E402
 from wedge._cpuinfo import machine_line
 from wedge.align import align
 from wedge.metrics import ssim
@@ -64,40 +68,6 @@ def blobs(shape: tuple[int, int, int], n: int, seed: int) -> np.ndarray:
         r2 = sum(((g - c) / w) ** 2 for g, c, w in zip(grids, centre, width, strict=True))
         out += rng.uniform(0.4, 1.0) * np.exp(-0.5 * r2)
     return out.astype(np.float32)
-
-
-def project(vol: np.ndarray, angles: np.ndarray) -> np.ndarray:
-    """ASTRA parallel-beam projections (n, Y, X) of a (Z, Y, X) volume, one Y slice at a time."""
-    nz, ny, nx = vol.shape
-    vol_geom = astra.create_vol_geom(nz, nx)
-    proj_geom = astra.create_proj_geom("parallel", 1.0, nx, -np.deg2rad(angles))
-    pid = astra.create_projector("linear", proj_geom, vol_geom)
-    images = np.zeros((len(angles), ny, nx), np.float32)
-    try:
-        for j in range(ny):
-            sino_id, sino = astra.create_sino(np.ascontiguousarray(vol[:, j, :]), pid)
-            astra.data2d.delete(sino_id)
-            images[:, j, :] = sino
-    finally:
-        astra.projector.delete(pid)
-    return images
-
-
-def misalign(images: np.ndarray, alpha: float, shifts: np.ndarray) -> np.ndarray:
-    """Measured M(q) = P(Z(−α)(q − d)), (y, x) index vectors, cubic spline."""
-    a = np.deg2rad(alpha)
-    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-    centre = (np.array(images.shape[1:]) - 1) / 2
-    out = np.empty_like(images)
-    for i, (img, d) in enumerate(zip(images, shifts, strict=True)):
-        out[i] = ndi.affine_transform(img, rot, offset=centre - rot @ (centre + d[::-1]), order=3)
-    return out
-
-
-def axis_frame(shifts: np.ndarray, alpha: float) -> np.ndarray:
-    a = np.deg2rad(alpha)
-    c, s = np.cos(a), np.sin(a)
-    return np.stack([c * shifts[:, 0] + s * shifts[:, 1], -s * shifts[:, 0] + c * shifts[:, 1]], 1)
 
 
 def shift_errors(est, true, alpha_est, alpha_true, beta) -> tuple[float, float, float]:
@@ -166,7 +136,7 @@ def main() -> None:
         if case in ("offset", "all"):
             # axis 4 px off centre across the axis: (4, 0) in the axis frame → image frame
             shifts += np.array([4.0 * np.cos(np.deg2rad(alpha)), 4.0 * np.sin(np.deg2rad(alpha))])
-        images = misalign(project(truth, ANGLES + delta), alpha, shifts)
+        images = misaligned_images(astra_project(truth, ANGLES + delta), alpha, shifts)
         nominal = wedge.TiltSeries(images, ANGLES)
         res = align(
             nominal,

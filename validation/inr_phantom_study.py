@@ -33,46 +33,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
+from pathlib import Path
 
-import astra
 import numpy as np
-from scipy import ndimage as ndi
 
-import wedge
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import wedge  # noqa: E402
+from conftest import astra_project, misaligned_images  # noqa: E402
 from wedge._cpuinfo import machine_line
 from wedge.metrics import pearson, ssim
 from wedge.phantoms import dense
-
-
-def astra_project(vol: np.ndarray, angles: np.ndarray) -> np.ndarray:
-    nz, ny, nx = vol.shape
-    vg = astra.create_vol_geom(nz, nx)
-    pg = astra.create_proj_geom("parallel", 1.0, nx, -np.deg2rad(angles))
-    pid = astra.create_projector("linear", pg, vg)
-    out = np.empty((len(angles), ny, nx), np.float32)
-    try:
-        for j in range(ny):
-            sid, sino = astra.create_sino(np.ascontiguousarray(vol[:, j, :]), pid)
-            astra.data2d.delete(sid)
-            out[:, j, :] = sino
-    finally:
-        astra.projector.delete(pid)
-    return out
-
-
-def misalign(proj: np.ndarray, alpha: float, shifts: np.ndarray) -> np.ndarray:
-    """M(q) = P(Z(−α)(q − d)): the tilt axis at α, each image moved by d (docs/conventions)."""
-    a = np.deg2rad(alpha)
-    c, s = np.cos(a), np.sin(a)
-    ny, nx = proj.shape[1:]
-    mat = np.array([[c, -s], [s, c]])
-    cen = np.array([(ny - 1) / 2, (nx - 1) / 2])
-    out = [
-        ndi.affine_transform(p, mat, offset=cen - mat @ (cen + d[::-1]), order=3)
-        for p, d in zip(proj, shifts, strict=True)
-    ]
-    return np.stack(out).astype(np.float32)
 
 
 def case_series(study: str, v: float, args: argparse.Namespace, vol: np.ndarray):
@@ -93,7 +66,7 @@ def case_series(study: str, v: float, args: argparse.Namespace, vol: np.ndarray)
     if study == "pose":
         sh = rng.normal(0, args.shift, (ang.size, 2))
         sh -= sh.mean(0)
-        proj = misalign(proj, v, sh)
+        proj = misaligned_images(proj, v, sh)
         truth = {"alpha": v, "shifts": sh}
     return wedge.TiltSeries(proj, ang), truth
 
