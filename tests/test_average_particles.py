@@ -102,6 +102,11 @@ def test_star_without_needed_columns_is_refused(tmp_path):
     starfile.write({"optics": pd.DataFrame({"rlnVoltage": [300.0]})}, path3)
     with pytest.raises(ValueError, match="no data block with rlnCoordinateX"):
         read_particles(path3)
+    path4 = tmp_path / "relion5.star"
+    centred = {f"rlnCenteredCoordinate{a}Angst": [1.0] for a in "XYZ"}
+    starfile.write({"particles": pd.DataFrame(centred)}, path4)
+    with pytest.raises(ValueError, match="RELION 5's rlnCenteredCoordinate"):
+        read_particles(path4)
 
 
 def test_read_csv(tmp_path):

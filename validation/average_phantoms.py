@@ -61,14 +61,19 @@ def make_object(kind: str, n: int, seed: int = 0) -> np.ndarray:
 
 
 def _background(
-    kind: str, c: int, rng: np.random.Generator, noise: tuple[float, float] = (0.0, 0.6)
+    kind: str,
+    c: int,
+    rng: np.random.Generator,
+    noise: tuple[float, float] = (0.0, 0.6),
+    blocks: tuple[int, float, float] = (10, 0.2, 1.0),
 ) -> np.ndarray:
     vol = np.zeros((c, 1, c), np.float32)
     if kind == "shepp":
-        for _ in range(10):
+        count, low, high = blocks
+        for _ in range(count):
             hz, hx = rng.integers(c // 12, c // 5, 2)
             z0, x0 = rng.integers(0, c - hz), rng.integers(0, c - hx)
-            vol[z0 : z0 + hz, 0, x0 : x0 + hx] = rng.uniform(0.2, 1.0)
+            vol[z0 : z0 + hz, 0, x0 : x0 + hx] = rng.uniform(low, high)
     else:
         vol[:] = rng.uniform(*noise, vol.shape)
     return vol
@@ -84,11 +89,14 @@ def make_copies(
     max_offset: int = 10,
     snr: float | None = None,
     noise: tuple[float, float] = (0.0, 0.6),
+    blocks: tuple[int, float, float] = (10, 0.2, 1.0),
     seed: int = 0,
 ) -> tuple[list[TiltSeries], np.ndarray, np.ndarray]:
     """Copies of ``kind`` projected by ASTRA at ``angles`` (degrees).
 
     ``noise``: the (low, high) range of the ribosome's uniform background noise.
+    ``blocks``: Shepp–Logan's surroundings, (count, lowest, highest intensity) of the
+    random rectangular blocks.
     ``snr``: Gaussian noise added to the projections with variance var(signal)/snr.
     Returns (copies, poses (n, 6), object (n_obj, 1, n_obj)).
     """
@@ -101,7 +109,7 @@ def make_copies(
     max_offset = min(max_offset, (n_copy - n_obj) // 2)
     copies, poses = [], []
     for _ in range(n_copies):
-        vol = _background(kind, n_copy, rng, noise)
+        vol = _background(kind, n_copy, rng, noise, blocks)
         tx, tz = rng.integers(-max_offset, max_offset + 1, 2)
         z0, x0 = cen + tz - half, cen + tx - half
         region = vol[z0 : z0 + n_obj, :, x0 : x0 + n_obj]

@@ -81,7 +81,10 @@ class CRMOptions:
     Parameters
     ----------
     block : {"image", "copy"}
-        SART blocks: one image per update (default) or the whole copy (Eq. 23 literally).
+        SART blocks: one image per update (default; converges in fewer iterations on
+        clean data) or the whole copy (Eq. 23 literally, and the paper's wording "once per
+        copy"; each copy's noise then enters ``h`` averaged over its images, which is the
+        better choice on noisy data: docs/average.md, Fig. 10).
     positivity : bool
         Clip the object and backgrounds at zero after every update (off: no priors).
     model : str

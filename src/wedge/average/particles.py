@@ -11,8 +11,12 @@ coordinates to particle coordinates (RELION samples the reference at ``Aᵀ k`` 
 particle frequency ``k``), which is wedge's pose rotation ``R``. :func:`relion_to_wedge`
 returns the wedge angles of that ``R``. The particle centre is ``rlnCoordinate − rlnOrigin``
 (origins in pixels, or ``rlnOrigin*Angst`` divided by the pixel size). wedge reads
-``rlnCoordinate*`` as 0-based voxel indices; for a RELION table counted from 1, subtract
-one (``coordinate_offset=-1``).
+``rlnCoordinate*`` as 0-based voxel indices, as RELION's own extraction does
+(``Preprocessing::extractParticlesFromOneFrame`` in RELION 3.1's ``preprocessing.cpp``
+truncates the coordinate to an integer and puts the box's centre element, index
+``size // 2``, at that array index of the 0-based micrograph or tomogram; wedge keeps the
+fraction). For a table counted from 1, subtract one (``coordinate_offset=-1``). RELION 5's
+centred coordinates (``rlnCenteredCoordinate*Angst``) are not read.
 """
 
 from __future__ import annotations
@@ -115,9 +119,19 @@ def _read_star(path: Path, pixel_size: float | None, offset: float) -> ParticleT
             frame = block
             break
     if frame is None:
+        centred = any(
+            hasattr(b, "columns") and "rlnCenteredCoordinateXAngst" in b.columns
+            for b in data.values()
+        )
+        hint = (
+            " It holds RELION 5's rlnCenteredCoordinate*Angst (Å from the tomogram's centre), "
+            "which wedge does not read: convert them to voxel indices first."
+            if centred
+            else ""
+        )
         raise ValueError(
             f"{path} has no data block with rlnCoordinateX/Y/Z; a particle STAR file needs "
-            "rlnCoordinateX, rlnCoordinateY, rlnCoordinateZ (and rlnAngleRot/Tilt/Psi)."
+            "rlnCoordinateX, rlnCoordinateY, rlnCoordinateZ (and rlnAngleRot/Tilt/Psi)." + hint
         )
     pos = _required(frame, ["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"], path) + offset
     angle_cols = ["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"]
