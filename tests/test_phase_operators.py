@@ -96,15 +96,16 @@ def test_rotation_adjoint_passes_the_normalised_dot_product_test(rng, euler, spa
     assert abs(lhs - rhs) / scale < (1e-6 if sparse else 1e-12)
 
 
-def _reference_images(vol, s, i, pad, opts):
+def _reference_images(vol, s, i, pad, opts, focal=None):
     """Plain torch in float64/complex128: zero-pad, rotate_volume, bin, transmit, propagate,
-    H at Δf + pad·d, |·|², Fourier shift, crop. Differentiable by autograd only."""
+    H at Δf + pad·d, |·|², Fourier shift of image j by shifts[i] + focal[i, j] (one image at
+    a time), crop. Differentiable by autograd only."""
     from wedge.models import shift_images
     from wedge.multislice import _setup, bin_slices
     from wedge.optics import aberration_phase, spatial_frequencies
 
     big = F.pad(vol, (pad,) * 6)
-    p = AcquisitionParameters(s, ("defocus", "c3", "shifts"))
+    p = AcquisitionParameters(s, ("defocus", "c3", "shifts", "focal_shifts"), focal_shifts=focal)
     e = torch.stack([p.phi[i] + p.tilt_axis, p.tilt[i], p.psi[i]]).detach()
     w = bin_slices(rotate_volume(big, e), opts.n_bin) * D
     shape = tuple(big.shape[1:])
@@ -122,7 +123,10 @@ def _reference_images(vol, s, i, pad, opts):
     q2 = qx**2 + qy**2
     chi = chi + torch.pi * MIC.wavelength * q2 * 0.5 * p.c3 * MIC.wavelength**2 * q2
     img = torch.fft.ifft2(torch.fft.fft2(psi)[None] * torch.exp(-1j * chi))
-    img = shift_images((img.real**2 + img.imag**2)[None], p.shifts[i : i + 1])[0]
+    inten = img.real**2 + img.imag**2
+    img = torch.cat(
+        [shift_images(inten[j][None], (p.shifts[i] + p.focal_shifts[i, j])[None]) for j in range(2)]
+    )
     return img[:, pad:-pad, pad:-pad] if pad else img, p
 
 
@@ -132,19 +136,21 @@ def test_per_tilt_loss_gradient_equals_torch_autograd(rng, loss):
     s = _series(rng, shape, angles=(-35.0,))
     vol = torch.tensor(rng.random(shape) * 15, dtype=torch.float32)
     meas = torch.tensor(rng.uniform(0.8, 1.2, (1, 2, 14, 14)), dtype=torch.float32)
-    opts = PhaseOptions(loss=loss, padding=2, n_bin=4)
-    problem = Problem(s, shape, torch.device("cpu"), refine=("defocus", "c3", "shifts"))
+    focal = rng.normal(0, 0.7, (1, 2, 2))
+    opts = PhaseOptions(loss=loss, padding=2, n_bin=4, focal_shifts=focal)
+    refine = ("defocus", "c3", "shifts", "focal_shifts")
+    problem = Problem(s, shape, torch.device("cpu"), refine=refine)
     alg = PhaseIteration(problem, opts, None, "multislice", 4, meas)
     v1 = vol.clone().requires_grad_(True)
     alg._loss(alg.frame.images(v1, alg.params, 0, False), 0).backward()
     v2 = vol.double().requires_grad_(True)
-    ref_img, p_ref = _reference_images(v2, s, 0, 2, MultisliceOptions(n_bin=4))
+    ref_img, p_ref = _reference_images(v2, s, 0, 2, MultisliceOptions(n_bin=4), focal)
     alg.meas = alg.meas.double()
     alg._loss(ref_img, 0).backward()
     # measured (max deviation / max entry, float32 model vs float64 reference, 3 losses):
-    # volume ≤ 2.7e-6, shifts ≤ 1.1e-5, defocus ≤ 1.5e-4, C3 ≤ 4.0e-4 (scalar sums of many
-    # float32 terms that largely cancel)
-    tol = {"volume": 1e-4, "shifts": 1e-4, "defocus": 1e-3, "c3": 2e-3}
+    # volume ≤ 1.9e-6, shifts ≤ 3.8e-5, focal shifts ≤ 3.3e-5, defocus ≤ 1.9e-4, C3 ≤ 2.2e-4
+    # (scalar sums of many float32 terms that largely cancel)
+    tol = {"volume": 1e-4, "shifts": 1e-4, "focal_shifts": 1e-4, "defocus": 1e-3, "c3": 2e-3}
     pairs = {"volume": (v1.grad, v2.grad)}
     pairs.update(
         {n: (getattr(alg.params, n).grad, getattr(p_ref, n).grad) for n in tol if n != "volume"}
@@ -153,6 +159,61 @@ def test_per_tilt_loss_gradient_equals_torch_autograd(rng, loss):
         assert float(b.abs().max()) > 0
         err = float((a.double() - b).abs().max()) / float(b.abs().max())
         assert err <= tol[name], f"{name}: {err:.2e}"
+
+
+def test_focal_shift_gradient_equals_finite_differences(rng):
+    # the float64 reference model: its autograd gradient in the focal shifts against
+    # central differences of its loss (h = 1e-4 px)
+    shape = (8, 10, 10)
+    s = _series(rng, shape, angles=(20.0,))
+    vol = torch.tensor(rng.random(shape) * 15, dtype=torch.float64)
+    meas = torch.tensor(rng.uniform(0.8, 1.2, (2, 10, 10)))
+    focal = rng.normal(0, 0.7, (1, 2, 2))
+
+    def loss(f):
+        img, p = _reference_images(vol, s, 0, 0, MultisliceOptions(n_bin=4), f)
+        return ((torch.sqrt(img) - torch.sqrt(meas)) ** 2).sum(), p
+
+    val, p = loss(focal)
+    val.backward()
+    grad = p.focal_shifts.grad.numpy()
+    fd = np.zeros_like(focal)
+    h = 1e-4
+    for idx in np.ndindex(focal.shape):
+        e = np.zeros_like(focal)
+        e[idx] = h
+        with torch.no_grad():
+            fd[idx] = (float(loss(focal + e)[0]) - float(loss(focal - e)[0])) / (2 * h)
+    # measured: relative deviation 7.5e-9 (largest |gradient| 3.7e-3)
+    assert np.abs(grad).max() > 1e-3
+    assert np.abs(grad - fd).max() / np.abs(fd).max() < 1e-6
+
+
+def test_to_series_registers_the_images_by_the_focal_shifts(rng):
+    from scipy.ndimage import gaussian_filter
+
+    from wedge.models import shift_images
+
+    s = _series(rng, (6, 12, 12))
+    # periodic and smooth: the Fourier shift and its inverse lose only the Nyquist content
+    smooth = gaussian_filter(rng.normal(size=s.images.shape), (0, 0, 2, 2), mode="wrap")
+    s = s.replace(images=(1 + smooth).astype(np.float32))
+    focal = rng.normal(0, 1.0, (3, 2, 2))
+    moved = shift_images(
+        torch.tensor(s.images).reshape(6, 12, 12), torch.tensor(focal).reshape(6, 2)
+    )
+    moved_series = s.replace(images=moved.reshape(s.images.shape).numpy())
+    p = AcquisitionParameters(moved_series, focal_shifts=focal)
+    out = p.to_series(moved_series)
+    # measured 3.2e-6 (the Nyquist content the real-valued Fourier shift drops)
+    np.testing.assert_allclose(out.images, s.images, atol=1e-5)
+    assert out.provenance[-1].startswith("focal alignment")
+    np.testing.assert_array_equal(out.shifts, s.shifts)
+    assert AcquisitionParameters(s).to_series(s).images is s.images  # zero: shared, not copied
+    with pytest.raises(ValueError, match="focal_shifts must be finite"):
+        AcquisitionParameters(s, focal_shifts=np.zeros((3, 3, 2)))
+    with pytest.raises(ValueError, match="without defocus"):
+        AcquisitionParameters(s.replace(defocus=None), focal_shifts=focal)
 
 
 def test_padding_keeps_the_images_of_a_compact_object(rng):

@@ -74,7 +74,12 @@ def _specimen(radius: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def simulate(args, pos, numbers, angles, defocus):
-    """abTEM images (n_tilts, n_defocus, Y, X) of the atoms rotated to every tilt."""
+    """abTEM images (n_tilts, n_defocus, Y, X) of the atoms rotated to every tilt.
+
+    With ``args.cache`` (a folder) the images are kept there under a digest of everything
+    that went into them, and reused."""
+    import hashlib
+
     import torch
 
     from wedge.geometry import euler_to_matrix
@@ -89,12 +94,25 @@ def simulate(args, pos, numbers, angles, defocus):
             pixel=args.pixel, dz=args.dz, energy=300e3, cs=args.cs, defocus=list(defocus),
             focal_spread=10.0, angular_spread=0.2, out=str(Path(tmp) / "img.npy"),
         )  # fmt: skip
+        cache = getattr(args, "cache", None)
+        if cache:
+            key = {k: v for k, v in cfg.items() if k not in ("positions", "out")}
+            h = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
+            h.update(np.ascontiguousarray(np.einsum("nij,aj->nai", rot, pos)).tobytes())
+            hit = Path(cache) / f"abtem_{h.hexdigest()[:16]}.npz"
+            if hit.exists():
+                z = np.load(hit)
+                return z["images"], str(z["version"])
         res = subprocess.run(
             [args.abtem_python, "-c", ABTEM_SIDE, json.dumps(cfg)], capture_output=True, text=True
         )
         if res.returncode:
             sys.exit(f"abTEM side failed:\n{res.stderr[-3000:]}")
-        return np.load(cfg["out"]), res.stdout.strip().splitlines()[-1]
+        images, version = np.load(cfg["out"]), res.stdout.strip().splitlines()[-1]
+        if cache:
+            Path(cache).mkdir(parents=True, exist_ok=True)
+            np.savez(hit, images=images, version=version)
+        return images, version
 
 
 def wedge_fourier(vol, truth, tilt_range):
@@ -144,6 +162,11 @@ def score(vol, truth, pos, numbers, d):
     return out
 
 
+def _name(method: str, weight: float, args) -> str:
+    """The method's label; with several weights, the weight too."""
+    return method if len(args.weight) == 1 else f"{method} λ={weight:g}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--abtem-python", default="/tmp/abtem-venv/bin/python")
@@ -158,7 +181,9 @@ def main() -> None:
     ap.add_argument("--dose", type=float, default=0.0, help="total e-/Å² (0: infinite)")
     ap.add_argument("--iterations", type=int, default=20)
     ap.add_argument("--regulariser", default="tv")
-    ap.add_argument("--weight", type=float, default=0.5)
+    ap.add_argument(
+        "--weight", type=float, nargs="+", default=[0.5], help="regulariser weight(s) λ, V"
+    )
     ap.add_argument("--no-positivity", action="store_true")
     ap.add_argument("--step", type=float, default=0.5)
     ap.add_argument(
@@ -170,6 +195,7 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=["multislice", "singleslice"])
     ap.add_argument("--out", default="validation/phase_particle_study.json")
     ap.add_argument("--figure", default="docs/img/phase_particle.png")
+    ap.add_argument("--cache", default=None, help="folder to keep and reuse abTEM images in")
     args = ap.parse_args()
 
     import torch
@@ -207,11 +233,11 @@ def main() -> None:
         series = wedge.TiltSeries(
             imgs, angles, pixel_size=d, defocus=np.asarray(args.defocus), microscope=mic
         )
-        for method in args.methods:
+        for method, weight in ((m, w) for m in args.methods for w in args.weight):
             t0 = time.perf_counter()
             rec = wedge.reconstruct(
                 series, method, iterations=args.iterations, progress=False, device="cpu",
-                regulariser=args.regulariser, weight=args.weight, step=args.step,
+                regulariser=args.regulariser, weight=weight, step=args.step,
                 positivity=not args.no_positivity,
             )  # fmt: skip
             t_rec = time.perf_counter() - t0
@@ -223,9 +249,10 @@ def main() -> None:
                 final_loss=round(rec.history[-1]["loss"], 4),
                 final_r_factor=round(rec.history[-1]["r_factor"], 5),
             )
-            results[f"{spec}/{method}"] = res
-            vols[(spec, method)] = rec.volume
-            print(spec, method, json.dumps(res), flush=True)
+            name = _name(method, weight, args)
+            results[f"{spec}/{name}"] = res
+            vols[(spec, name)] = rec.volume
+            print(spec, name, json.dumps(res), flush=True)
         if args.conventional:
             proj = -np.log(np.clip(series.images.mean(1), 1e-3, None))
             lin = wedge.TiltSeries(proj.astype(np.float32), angles, pixel_size=d)
@@ -261,7 +288,8 @@ def _figure(vols, args, d) -> None:
     from wedge.metrics.fsc import fsc
 
     specs = args.specimens
-    cols = ["truth", *args.methods] + (["sirt", "resire"] if args.conventional else [])
+    names = [_name(m, w, args) for m in args.methods for w in args.weight]
+    cols = ["truth", *names] + (["sirt", "resire"] if args.conventional else [])
     fig, ax = plt.subplots(
         len(specs), len(cols) + 1, figsize=(3.2 * (len(cols) + 1), 3.2 * len(specs))
     )

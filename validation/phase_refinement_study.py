@@ -10,6 +10,25 @@ shifts of a few pixels (grid search by ``wedge.methods.phase.align.align_shifts`
 gradient), per-tilt angle offsets of ±1°
 (mean removed). For each: the residual parameter error and the reconstruction (Pearson, FSC
 0.143 against the truth potential) without and with refinement, and with the true values.
+
+Two more cases (not run by default):
+
+``shifts-coarse``
+    The shifts of the ``shifts`` case, but first a coarse alignment by cross-correlation
+    and centre of mass (:func:`wedge.align.coarse_align`, no stretching, low-pass
+    ``--coarse-lowpass``) of a projection-like signal, −log of each tilt's focal-series
+    mean; then the grid search and the gradient as in ``shifts``. Shift errors are given
+    with the mean removed (as ``shifts``, which ``align_shifts`` treats as the gauge) and
+    with a 3D translation of the object removed too (dx − (a cos θ + b sin θ + c) and
+    dy − its mean, a, b, c fitted).
+``focal``
+    Within-tilt shifts (focal alignment) uniform in ±``--focal-error`` px per component,
+    each tilt's mean removed: refined by gradient (``refine=["focal_shifts"]``), and by a
+    per-image grid search (``align_shifts(per_image=True)``, ``--focal-rounds`` rounds)
+    followed by the gradient.
+
+``--shift-seed`` draws the shifts of ``shifts`` and ``shifts-coarse`` from their own
+generator, so both cases see the same shifts.
 """
 
 from __future__ import annotations
@@ -23,6 +42,54 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from phase_particle_study import _specimen, simulate  # noqa: E402
+
+
+def _shift_errors(got: np.ndarray, true: np.ndarray, angles: np.ndarray) -> dict:
+    """RMS per component (px) of got − true: mean removed, and 3D translation removed."""
+    e = np.asarray(got, float) - true
+    e = e - e.mean(0)
+    t = np.deg2rad(angles)
+    basis = np.stack([np.cos(t), np.sin(t), np.ones_like(t)], 1)
+    ex = e[:, 0] - basis @ np.linalg.lstsq(basis, e[:, 0], rcond=None)[0]
+    return {
+        "mean_removed": round(float(np.sqrt((e**2).mean())), 3),
+        "translation_removed": round(float(np.sqrt((ex**2 + e[:, 1] ** 2).mean() / 2)), 3),
+    }
+
+
+def _coarse(series, lowpass: float):
+    """Cross-correlation + centre-of-mass shifts of −log of each tilt's focal-series mean."""
+    import wedge
+    from wedge.align import coarse_align
+
+    proj = -np.log(np.clip(series.images.mean(1), 1e-3, None)).astype(np.float32)
+    lin = wedge.TiltSeries(proj, series.angles, pixel_size=series.pixel_size)
+    res = coarse_align(lin, axis=False, xcorr=True, com=True, stretch=False, lowpass=lowpass)
+    sh = res.series.shifts
+    return series.replace(shifts=sh - sh.mean(0))
+
+
+def _focal_run(series, grid, iterations: int):
+    """multislice with refine=["shifts", "focal_shifts"] from the grid-search result (or
+    refine=["focal_shifts"] from zero): (volume, refined focal shifts)."""
+    import torch
+
+    from wedge.methods import get_method
+    from wedge.methods.phase import PhaseOptions
+    from wedge.problem import Problem
+    from wedge.runner import RunOptions
+
+    refine, focal = ("focal_shifts",), None
+    if grid is not None:
+        refine, focal = ("shifts", "focal_shifts"), grid - grid.mean(1, keepdims=True)
+        series = series.replace(shifts=grid.mean(1))
+    n = series.image_shape[1]
+    problem = Problem(series, (n, n, n), torch.device("cpu"), refine=refine)
+    opts = PhaseOptions(regulariser="tv", weight=0.5, focal_shifts=focal)
+    res = get_method("multislice").function(
+        problem, iterations, None, (), options=opts, run=RunOptions(progress=False)
+    )
+    return res.x.numpy(), res.parameters.focal_shifts.detach().numpy()
 
 
 def main() -> None:
@@ -39,6 +106,11 @@ def main() -> None:
     ap.add_argument("--defocus-error", type=float, default=200.0, help="± per image, Å")
     ap.add_argument("--cases", nargs="+", default=["defocus", "c3", "shifts", "tilt"])
     ap.add_argument("--out", default="validation/phase_refinement_study.json")
+    ap.add_argument("--cache", default=None, help="folder to keep and reuse abTEM images in")
+    ap.add_argument("--shift-seed", type=int, default=None)
+    ap.add_argument("--coarse-lowpass", type=float, default=0.1, help="cycles/pixel")
+    ap.add_argument("--focal-error", type=float, default=1.0, help="± px per component")
+    ap.add_argument("--focal-rounds", type=int, default=3, help="grid rounds of `focal`")
     args = ap.parse_args()
 
     import torch
@@ -83,19 +155,39 @@ def main() -> None:
             rec = wedge.reconstruct(wrong, "multislice", refine=["c3"], **kw)
             res["start_error_A"] = 0.2 * args.cs
             res["end_error_A"] = round(float(rec.series.microscope.cs - args.cs), 1)
-        elif case == "shifts":
-            true = rng.uniform(-3, 3, (args.tilts, 2))
+        elif case in ("shifts", "shifts-coarse"):
+            gen = rng if args.shift_seed is None else np.random.default_rng(args.shift_seed)
+            true = gen.uniform(-3, 3, (args.tilts, 2))
             true -= true.mean(0)
             moved = shift_images(torch.tensor(imgs), torch.tensor(true)).numpy()
             wrong = series.replace(images=moved)
-            aligned, rounds = align_shifts(wrong, rounds=4, iterations=5)
+            res["start_rms_px"] = _shift_errors(true, true * 0, angles)
+            start = wrong
+            if case == "shifts-coarse":
+                start = _coarse(wrong, args.coarse_lowpass)
+                res["coarse_rms_px"] = _shift_errors(start.shifts, true, angles)
+            aligned, rounds = align_shifts(start, rounds=4, iterations=5)
             rec = wedge.reconstruct(aligned, "multislice", refine=["shifts"], **kw)
-            got = rec.series.shifts - rec.series.shifts.mean(0)
-            res["start_rms_px"] = round(float(np.sqrt((true**2).mean())), 3)
-            res["grid_rms_px"] = [
-                round(float(np.sqrt(((h - true) ** 2).mean())), 3) for h in rounds
-            ]
-            res["end_rms_px"] = round(float(np.sqrt(((got - true) ** 2).mean())), 3)
+            res["grid_rms_px"] = [_shift_errors(h, true, angles) for h in rounds]
+            res["end_rms_px"] = _shift_errors(rec.series.shifts, true, angles)
+        elif case == "focal":
+            true = rng.uniform(-args.focal_error, args.focal_error, (args.tilts, df.shape[1], 2))
+            true -= true.mean(1, keepdims=True)
+            flat = torch.tensor(imgs).reshape(-1, n, n)
+            moved = shift_images(flat, torch.tensor(true.reshape(-1, 2))).reshape(imgs.shape)
+            wrong = series.replace(images=moved.numpy())
+            rms = lambda a: round(float(np.sqrt((a**2).sum(-1).mean())), 3)  # noqa: E731
+            vol, got = _focal_run(wrong, None, args.iterations)
+            res["start_rms_px"] = rms(true)
+            res["gradient_rms_px"] = rms(got - true)
+            res["gradient"] = quality(vol)
+            _, rounds = align_shifts(wrong, rounds=args.focal_rounds, iterations=5, per_image=True)
+            grid = rounds[-1]
+            res["grid_rms_px"] = [rms(h - h.mean(1, keepdims=True) - true) for h in rounds]
+            res["grid_tilt_rms_px"] = rms(grid.mean(1))
+            vol, got = _focal_run(wrong, grid, args.iterations)
+            res["end_rms_px"] = rms(got - true)
+            rec = argparse.Namespace(volume=vol)
         elif case == "tilt":
             off = rng.choice([-1.0, 1.0], args.tilts)
             off -= off.mean()

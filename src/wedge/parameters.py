@@ -11,17 +11,22 @@ optimiser on :meth:`AcquisitionParameters.refined`, and returns them;
 
 Refinable names (:data:`REFINABLE`):
 
-========== ================ =========================================================
-name       shape, unit      what
-========== ================ =========================================================
-shifts     (n, 2) pixels    (dx, dy) of each image, as ``TiltSeries.shifts``
-tilt       (n,) degrees     tilt angle θ of each image
-phi        (n,) degrees     Euler φ of each image
-psi        (n,) degrees     Euler ψ of each image
-tilt_axis  () degrees       in-plane tilt-axis angle α (one for the series)
-defocus    (n, k) Å         defocus of each image (HRTEM; positive underfocus)
-c3         () Å             spherical aberration C3 (HRTEM; one for the series)
-========== ================ =========================================================
+============ ================ =======================================================
+name         shape, unit      what
+============ ================ =======================================================
+shifts       (n, 2) pixels    (dx, dy) of each image, as ``TiltSeries.shifts``
+tilt         (n,) degrees     tilt angle θ of each image
+phi          (n,) degrees     Euler φ of each image
+psi          (n,) degrees     Euler ψ of each image
+tilt_axis    () degrees       in-plane tilt-axis angle α (one for the series)
+defocus      (n, k) Å         defocus of each image (HRTEM; positive underfocus)
+c3           () Å             spherical aberration C3 (HRTEM; one for the series)
+focal_shifts (n, k, 2) pixels (dx, dy) of each image of a tilt's focal series on top
+                              of the tilt's ``shifts`` (HRTEM focal alignment; None
+                              without defocus). Not a ``TiltSeries`` field: start
+                              values go to the constructor, and :meth:`to_series`
+                              registers the images instead
+============ ================ =======================================================
 
 The tensors are float64 leaves on the problem's device; rotation matrices follow
 :mod:`wedge.geometry`: ``Z(α) Z(φ) Y(θ) X(ψ)``.
@@ -41,7 +46,7 @@ from .tiltseries import TiltSeries
 
 __all__ = ["AcquisitionParameters", "REFINABLE", "check_refine"]
 
-REFINABLE = ("shifts", "tilt", "phi", "psi", "tilt_axis", "defocus", "c3")
+REFINABLE = ("shifts", "tilt", "phi", "psi", "tilt_axis", "defocus", "c3", "focal_shifts")
 
 
 def check_refine(refine: Iterable[str] | str | None, series: TiltSeries) -> tuple[str, ...]:
@@ -50,7 +55,8 @@ def check_refine(refine: Iterable[str] | str | None, series: TiltSeries) -> tupl
     Raises
     ------
     ValueError
-        An unknown name, or ``defocus``/``c3`` for a series without defocus or microscope.
+        An unknown name, ``defocus``/``c3`` for a series without defocus or microscope, or
+        ``focal_shifts`` for a series that is not a focal series.
     """
     if refine is None:
         return ()
@@ -67,6 +73,11 @@ def check_refine(refine: Iterable[str] | str | None, series: TiltSeries) -> tupl
         )
     if "c3" in names and series.microscope is None:
         raise ValueError("refine='c3' needs a series with a microscope (TiltSeries.microscope).")
+    if "focal_shifts" in names and not (series.is_focal_series and series.defocus is not None):
+        raise ValueError(
+            "refine='focal_shifts' aligns the images within each tilt's focal series and needs "
+            "4D images (n_tilts, n_defocus ≥ 2, Y, X) with defocus; refine 'shifts' instead."
+        )
     return tuple(dict.fromkeys(names))
 
 
@@ -79,6 +90,9 @@ class AcquisitionParameters:
     refine : iterable of str
         Names from :data:`REFINABLE` whose tensors require gradients.
     device : torch device
+    focal_shifts : array (n, k, 2), pixels, optional
+        Start values of :attr:`focal_shifts` (zero when not given); only for a series with
+        defocus (k = the defocus columns).
 
     Attributes
     ----------
@@ -87,6 +101,9 @@ class AcquisitionParameters:
     tilt_axis : tensor (), degrees
     defocus : tensor (n, k) Å, or None
     c3 : tensor () Å, or None
+    focal_shifts : tensor (n, k, 2) pixels, or None
+        (dx, dy) of image j of tilt i on top of ``shifts[i]`` (so image (i, j) is translated
+        by ``shifts[i] + focal_shifts[i, j]``); None for a series without defocus.
     """
 
     def __init__(
@@ -94,6 +111,8 @@ class AcquisitionParameters:
         series: TiltSeries,
         refine: Iterable[str] = (),
         device: torch.device | str = "cpu",
+        *,
+        focal_shifts: Any = None,
     ) -> None:
         self.refine = check_refine(tuple(refine), series)
         dev = torch.device(device)
@@ -117,9 +136,24 @@ class AcquisitionParameters:
         self.defocus = None if df is None else leaf(df, "defocus")
         mic = series.microscope
         self.c3 = None if mic is None else leaf(mic.cs, "c3")
+        self.focal_shifts = None
+        if df is not None:
+            shape = (df.shape[0], df.shape[1], 2)
+            fs = np.zeros(shape) if focal_shifts is None else np.asarray(focal_shifts, float)
+            if fs.shape != shape or not np.all(np.isfinite(fs)):
+                raise ValueError(
+                    f"focal_shifts must be finite (dx, dy) pixels of shape {shape} (tilts, "
+                    f"defocus, 2), got shape {fs.shape}; give one pair per image."
+                )
+            self.focal_shifts = leaf(fs, "focal_shifts")
+        elif focal_shifts is not None:
+            raise ValueError(
+                "focal_shifts were given for a series without defocus; they align the images "
+                "of a focal series (set TiltSeries.defocus) — use shifts otherwise."
+            )
 
     # ------------------------------------------------------------------ tensors
-    _NAMES = ("shifts", "phi", "tilt", "psi", "tilt_axis", "defocus", "c3")
+    _NAMES = ("shifts", "phi", "tilt", "psi", "tilt_axis", "defocus", "c3", "focal_shifts")
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """Every parameter tensor by name (None entries left out)."""
@@ -161,7 +195,13 @@ class AcquisitionParameters:
 
     # ------------------------------------------------------------------ back to a series
     def to_series(self, series: TiltSeries) -> TiltSeries:
-        """``series`` with these parameter values (the images are shared, not copied)."""
+        """``series`` with these parameter values (the images are shared, not copied).
+
+        A ``TiltSeries`` has no field for :attr:`focal_shifts`: where any is non-zero, the
+        images are registered instead, each image (i, j) translated by −focal_shifts[i, j]
+        (Fourier phase ramp, periodic, :func:`wedge.models.shift_images`; a copy, with a
+        provenance step), so that the returned series needs zero focal shifts.
+        """
         e = self.euler().detach().cpu().numpy()
         sh = self.shifts.detach().cpu().numpy()
         changes: dict[str, Any] = {
@@ -176,6 +216,18 @@ class AcquisitionParameters:
         if self.c3 is not None:
             changes["microscope"] = dataclasses.replace(
                 series.microscope, cs=float(self.c3.detach())
+            )
+        if self.focal_shifts is not None and bool(torch.any(self.focal_shifts != 0)):
+            from .models import shift_images
+
+            fs = self.focal_shifts.detach().cpu()
+            imgs = torch.as_tensor(series.images)
+            flat = imgs.reshape(-1, *imgs.shape[-2:])
+            moved = shift_images(flat, -fs.reshape(-1, 2)).reshape(series.images.shape)
+            rms = float(fs.square().sum(-1).mean().sqrt())
+            changes["images"] = moved.numpy()
+            return series.with_step(
+                f"focal alignment: images shifted by -focal_shifts ({rms:.3g} px RMS)", **changes
             )
         return series.replace(**changes)
 

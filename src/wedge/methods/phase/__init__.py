@@ -46,7 +46,12 @@ __all__ = [
     "soft_threshold",
     "LOSS_CURVATURE",
     "REFINE_LR",
+    "DEFAULT_WEIGHT",
 ]
+
+#: Default prox weight λ (V) per regulariser, as measured on the validation particles
+#: (docs/multislice-reconstruction.md): TV 5 V at ∞, 50,000 and 7,000 e⁻/Å²; L1 0.5 V.
+DEFAULT_WEIGHT = {"tv": 5.0, "l1": 0.5}
 
 
 class BinningLimitWarning(UserWarning):
@@ -72,11 +77,12 @@ class PhaseOptions:
     regulariser : {"none", "tv", "l1"}
         Proximal step after each sweep (Ren §2.5): isotropic TV (Beck–Teboulle FGP) or L1
         soft threshold.
-    weight : float
+    weight : float or None
         Strength λ of that prox in V: the prox solves argmin ½‖u − U‖² + λR(u) once per outer
-        iteration (Ren's α·τ of eq. 6). L1: voxels below λ V are set to 0. The default
-        0.5 V worked with TV at ∞ and 50,000 e⁻/Å² on the validation cases
-        (docs/multislice-reconstruction.md).
+        iteration (Ren's α·τ of eq. 6). L1: voxels below λ V are set to 0. None (default):
+        :data:`DEFAULT_WEIGHT` of the regulariser, TV 5 V (worked at ∞, 50,000 and
+        7,000 e⁻/Å² on the validation particles) and L1 0.5 V (the value measured, at
+        50,000 e⁻/Å²); docs/multislice-reconstruction.md.
     tv_iterations : int
         FGP iterations of the TV prox.
     positivity : bool
@@ -100,13 +106,17 @@ class PhaseOptions:
     exact_history : bool
         Score the history on V⁽ˢ⁾ (one extra forward pass per iteration) instead of on
         the predictions made during the sweep.
+    focal_shifts : array (n_tilts, n_defocus, 2), optional
+        Start values of the focal alignment: (dx, dy) pixels of each image on top of its
+        tilt's ``shifts`` (zero by default). Refined with ``refine=["focal_shifts"]``,
+        each tilt's mean held at its starting value (the gauge against ``shifts``).
     """
 
     loss: Literal["amplitude", "intensity", "poisson"] = "amplitude"
     scheme: Literal["ren", "gd", "adam"] = "ren"
     step: float = 0.5
     regulariser: Literal["none", "tv", "l1"] = "none"
-    weight: float = 0.5
+    weight: float | None = None
     tv_iterations: int = 20
     positivity: bool = True
     support: Any = None
@@ -117,6 +127,14 @@ class PhaseOptions:
     refine_after: int = 1
     refine_decay: float = 0.9
     exact_history: bool = False
+    focal_shifts: Any = None
+
+    @property
+    def prox_weight(self) -> float:
+        """λ in V: ``weight``, or the regulariser's :data:`DEFAULT_WEIGHT` when None."""
+        if self.weight is not None:
+            return float(self.weight)
+        return DEFAULT_WEIGHT.get(self.regulariser, 0.0)
 
     def __post_init__(self) -> None:
         if self.loss not in LOSS_CURVATURE:
@@ -127,7 +145,7 @@ class PhaseOptions:
             raise ValueError(f"regulariser must be none, tv or l1, got {self.regulariser!r}.")
         if not (math.isfinite(self.step) and self.step > 0):
             raise ValueError(f"step must be a positive number, got {self.step}.")
-        if not (math.isfinite(self.weight) and self.weight >= 0):
+        if self.weight is not None and not (math.isfinite(self.weight) and self.weight >= 0):
             raise ValueError(f"weight must be a number of volts ≥ 0, got {self.weight}.")
         if self.tv_iterations < 1:
             raise ValueError(f"tv_iterations must be ≥ 1, got {self.tv_iterations}.")

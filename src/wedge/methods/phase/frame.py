@@ -268,7 +268,10 @@ class BeamFrame:
         self, volume: torch.Tensor, p: AcquisitionParameters, i: int, refine_pose: bool
     ) -> torch.Tensor:
         """Images (k, Y, X) of tilt ``i``: rotate, bin N_B voxels per slab (× d, V·Å),
-        multislice (or one phase grating), H per defocus, |·|², shift, crop to the detector."""
+        multislice (or one phase grating), H per defocus, |·|², shift, crop to the detector.
+
+        Image j is translated by ``p.shifts[i] + p.focal_shifts[i, j]`` (dx, dy) px by a
+        Fourier phase ramp (:func:`wedge.models.shift_images`), differentiably in both."""
         r = self.pose_matrix(p, i)
         if not refine_pose:
             r = r.detach()
@@ -281,8 +284,11 @@ class BeamFrame:
         img = _Multislice.apply(
             slabs, self.psi0, self.prop, h, self.mic.sigma, 0.0, self.opts.checkpoint
         )
-        if p.shifts.requires_grad or bool(torch.any(p.shifts[i] != 0)):
-            img = shift_images(img[None], p.shifts[i : i + 1])[0]
+        sh = p.shifts[i].expand(img.shape[0], 2)
+        if p.focal_shifts is not None:
+            sh = sh + p.focal_shifts[i]  # (k, 2): the tilt's shift + each image's own
+        if sh.requires_grad or bool(torch.any(sh != 0)):
+            img = shift_images(img, sh)
         if self.pad:
             c = self.pad
             img = img[:, c:-c, c:-c]

@@ -23,6 +23,12 @@ Refined acquisition parameters get their gradients from the same sweeps (summed 
 tilts) and take one Adam step per outer iteration, with learning rates ``REFINE_LR`` ×
 ``refine_lr`` decaying by ``refine_decay`` per iteration (so a parameter can travel at most
 about lr/(1 − decay) in total: 10 × lr for the default 0.9).
+
+``focal_shifts`` (n, k, 2) px translate each image of a tilt's focal series on top of the
+tilt's ``shifts`` (focal alignment). Gauge: a common translation of a tilt's k images is
+the tilt's ``shifts``, so the focal shifts' mean over each tilt's images is held at its
+starting value (zero by default): their gradient is projected onto mean-zero per tilt
+before the Adam step and the values are projected back after it.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from typing import Any
 import torch
 
 from ...multislice import MultisliceOptions
+from ...parameters import AcquisitionParameters
 from ...problem import Problem
 from ...runner import Iteration
 from .frame import _POSE_NAMES, BeamFrame
@@ -53,6 +60,7 @@ REFINE_LR = {
     "tilt_axis": 0.1,
     "defocus": 20.0,
     "c3": 0.02,
+    "focal_shifts": 0.2,
 }
 
 _EPS = 1e-6
@@ -82,7 +90,12 @@ class PhaseIteration(Iteration):
         self.problem, self.options, self.mode = problem, options, mode
         self.meas = meas
         s = problem.series
-        self.params = problem.parameters()
+        self.params = AcquisitionParameters(
+            s, problem.refine, problem.device, focal_shifts=getattr(options, "focal_shifts", None)
+        )
+        fs = self.params.focal_shifts
+        #: the per-tilt mean of the focal shifts, held fixed (the gauge against ``shifts``)
+        self.focal_mean = None if fs is None else fs.detach().mean(1, keepdim=True).clone()
         ms = MultisliceOptions(
             n_bin=n_bin,
             mode="single" if mode == "singleslice" else "multislice",
@@ -114,7 +127,9 @@ class PhaseIteration(Iteration):
         }
 
     # ------------------------------------------------------------------ pieces
-    def _loss(self, pred: torch.Tensor, i: int) -> torch.Tensor:
+    def _loss(self, pred: torch.Tensor, i: int, per_image: bool = False) -> torch.Tensor:
+        """Data loss of tilt ``i``'s predicted images ``pred`` (..., k, Y, X): summed, or
+        per image (..., k) with ``per_image``."""
         m = self.meas[i]
         kind = self.options.loss
         if kind == "amplitude":  # Ren eq. 5
@@ -126,7 +141,7 @@ class PhaseIteration(Iteration):
             val = p - m - m * torch.log(p / (m + _EPS))
         if self.weight is not None:
             val = val * self.weight[i]
-        return val.sum()
+        return val.sum((-2, -1)) if per_image else val.sum()
 
     def _constrain(self, v: torch.Tensor) -> torch.Tensor:
         if self.options.positivity:
@@ -138,10 +153,11 @@ class PhaseIteration(Iteration):
     def _prox(self, u: torch.Tensor) -> torch.Tensor:
         """Ren Algorithm 3 line 12: the regulariser's prox with positivity, then support."""
         o = self.options
-        if o.regulariser == "tv" and o.weight > 0:
-            v = tv_prox_fgp(u, o.weight, o.tv_iterations, nonnegative=o.positivity)
-        elif o.regulariser == "l1" and o.weight > 0:
-            v = soft_threshold(u, o.weight, nonnegative=o.positivity)
+        lam = o.prox_weight
+        if o.regulariser == "tv" and lam > 0:
+            v = tv_prox_fgp(u, lam, o.tv_iterations, nonnegative=o.positivity)
+        elif o.regulariser == "l1" and lam > 0:
+            v = soft_threshold(u, lam, nonnegative=o.positivity)
         else:
             v = u.clamp(min=0) if o.positivity else u
         return v * self.support if self.support is not None else v
@@ -161,6 +177,18 @@ class PhaseIteration(Iteration):
         self.popt = torch.optim.Adam(groups)
         if "popt" in state:
             self.popt.load_state_dict(state["popt"])
+
+    def _focal_gauge(self, grad: bool) -> None:
+        """Project the focal shifts' gradient (``grad``) or values onto the gauge: each
+        tilt's mean over its images stays at :attr:`focal_mean`."""
+        fs = self.params.focal_shifts
+        if fs is None or not fs.requires_grad:
+            return
+        with torch.no_grad():
+            if grad and fs.grad is not None:
+                fs.grad.sub_(fs.grad.mean(1, keepdim=True))
+            elif not grad:
+                fs.sub_(fs.mean(1, keepdim=True) - self.focal_mean)
 
     # ------------------------------------------------------------------ Iteration
     def init(self, x0: torch.Tensor) -> dict[str, Any]:
@@ -216,7 +244,9 @@ class PhaseIteration(Iteration):
                 decay = o.refine_decay ** (k + 1 - o.refine_after)
                 for grp in self.popt.param_groups:
                     grp["lr"] = grp["base_lr"] * decay
+                self._focal_gauge(grad=True)
                 self.popt.step()
+                self._focal_gauge(grad=False)
             self.popt.zero_grad()
         with torch.no_grad():
             x_new = self._prox(u)
