@@ -162,6 +162,28 @@ def test_gauge_fix_removes_a_common_z3_and_a_volume_translation():
     assert float(own.abs().max()) > 0.1  # (the remaining part is not trivially zero)
 
 
+def test_common_axis_offset_adds_to_every_z1_and_its_gauge_keeps_the_rays():
+    theta = torch.tensor([-50.0, -10.0, 20.0, 65.0], dtype=torch.float64)
+    nominal = rotation_y(torch.deg2rad(theta))
+    pose = Pose(nominal, torch.zeros(4, 2, dtype=torch.float64), axis=True)
+    assert Pose(nominal, torch.zeros(4, 2, dtype=torch.float64)).axis is None
+    assert len(pose.angles()) == 3 and pose.axis is not None
+    alone = Pose(nominal, torch.zeros(4, 2, dtype=torch.float64), axis=True, per_image=False)
+    assert alone.angles() == [alone.axis]
+    with torch.no_grad():
+        pose.axis.fill_(-2.0)
+        pose.z1.copy_(torch.tensor([0.5, -1.0, 1.5, 1.0]))
+    a = torch.deg2rad(
+        torch.tensor([2.0 - 0.5, 2.0 + 1.0, 2.0 - 1.5, 2.0 - 1.0], dtype=torch.float64)
+    )
+    torch.testing.assert_close(pose.rotations(), rotation_z(a) @ nominal)  # Z(−a − z₁) Rᵢ
+    before = pose.rotations().detach().clone()
+    pose.fix_gauge()  # the mean z₁ (0.5) moves into the common offset; no ray changes
+    assert abs(float(pose.z1.detach().mean())) < 1e-12
+    assert abs(float(pose.axis.detach()) + 1.5) < 1e-12
+    torch.testing.assert_close(pose.rotations().detach(), before)
+
+
 # ----------------------------------------------------------------------------- schedule
 def test_learning_rate_warms_up_linearly_then_anneals_by_cosine():
     assert lr_factor(0.0, 10, 150) == 0.0
@@ -299,11 +321,28 @@ def test_pose_gradients_recover_an_in_plane_axis_error_and_shifts_for_a_known_vo
     assert float(err.pow(2).sum(1).mean().sqrt()) < 0.4  # measured 0.28 px, from 1.54
 
 
+def _axis_and_shift_errors(rec, alpha: float, ang: np.ndarray, shifts: np.ndarray):
+    """(mean z₁ + α from the in-plane part of R_eff R_trueᵀ, degrees; mean rotation angle
+    of R_eff R_trueᵀ, degrees; shift RMS with the translation gauge removed, px)."""
+    p = AcquisitionParameters(rec.series)
+    a = torch.deg2rad(torch.tensor(alpha, dtype=torch.float64))
+    true = rotation_z(a) @ rotation_y(torch.deg2rad(torch.tensor(ang)))
+    with torch.no_grad():
+        rel = p.matrices(torch.float64) @ true.transpose(1, 2)
+    tr = rel.diagonal(dim1=1, dim2=2).sum(-1)
+    err = torch.rad2deg(torch.acos(((tr - 1) / 2).clamp(-1, 1)))
+    inplane = torch.rad2deg(torch.atan2(rel[:, 1, 0], rel[:, 0, 0]))
+    d = remove_translation(p.shifts.detach() - torch.tensor(shifts), true).numpy()
+    return -float(inplane.mean()), float(err.mean()), float(np.sqrt((d**2).sum(1).mean()))
+
+
 @pytest.mark.slow
-def test_joint_pose_learning_recovers_shifts_and_does_not_worsen_an_axis_error():
-    # ~6 min on 2 loaded cores. Joint training (network + pose from scratch) on ASTRA
-    # projections turned by α = 3° and shifted: the shifts are recovered, the axis error
-    # mostly is not yet at this size and length (docs/inr.md, "Pose")
+def test_joint_pose_learning_recovers_shifts_and_only_part_of_an_axis_error_at_32():
+    # 6–13.5 min on 2 cores at load average 4–5 (two trainings). Joint training (network + pose
+    # from scratch) on ASTRA projections turned by α = 3° and shifted (1.54 px RMS): the
+    # shifts are recovered; the axis error mostly is not at this size (docs/inr.md, "Pose":
+    # the volume absorbs it), with the paper's per-image angles less than with one common
+    # axis offset (pose_angles="axis")
     rng = np.random.default_rng(3)
     vol = materials((32, 32, 32))
     ang = np.arange(-70.0, 71.0, 10.0)
@@ -313,17 +352,16 @@ def test_joint_pose_learning_recovers_shifts_and_does_not_worsen_an_axis_error()
     s = wedge.TiltSeries(misaligned_images(astra_project(vol, ang), alpha, shifts), ang)
     kw = dict(iterations=40, lr=1e-3, width=64, depth=3, warmup_epochs=3, patience=100)
     rec = wedge.reconstruct(s, "inr", pose=True, pose_start=3, progress=False, **kw)
-    p = AcquisitionParameters(rec.series)
-    true = rotation_z(torch.deg2rad(torch.tensor(alpha, dtype=torch.float64))) @ rotation_y(
-        torch.deg2rad(torch.tensor(ang))
+    axis_own, rot, shift = _axis_and_shift_errors(rec, alpha, ang, shifts)
+    assert shift < 0.5  # measured 0.40 px (from 1.54)
+    assert rot < 3.0  # measured mean rotation error 2.83° (from 3.0°)
+    assert axis_own < 2.95  # measured axis residual 2.80° (from 3.0°)
+    rec = wedge.reconstruct(
+        s, "inr", pose=True, pose_start=0, pose_angles="axis", progress=False, **kw
     )
-    with torch.no_grad():
-        rel = p.matrices(torch.float64) @ true.transpose(1, 2)
-        tr = rel.diagonal(dim1=1, dim2=2).sum(-1)
-    err = torch.rad2deg(torch.acos(((tr - 1) / 2).clamp(-1, 1)))
-    d = remove_translation(p.shifts.detach() - torch.tensor(shifts), true).numpy()
-    assert float(np.sqrt((d**2).sum(1).mean())) < 0.45  # measured 0.35 px (from 1.54)
-    assert float(err.mean()) < 3.0  # measured 2.76° (from 3.0°)
+    axis, rot, shift = _axis_and_shift_errors(rec, alpha, ang, shifts)
+    assert axis < axis_own - 0.2  # measured 2.45° against 2.80°
+    assert shift < 0.55  # measured 0.46 px
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -359,3 +397,6 @@ def test_inr_options_are_typed():
         INROptions(loss="l1")
     with pytest.raises(ValueError, match="ramp_factor"):
         INROptions(ramp_factor=0.5)
+    with pytest.raises(ValueError, match="pose_angle_lr must be a positive number or None"):
+        INROptions(pose_angle_lr=0.0)
+    assert INROptions(pose_angle_lr=0.2).pose_angle_lr == 0.2

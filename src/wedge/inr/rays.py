@@ -61,9 +61,23 @@ class Pose(nn.Module):
         Nominal rotations ``Rᵢ`` (wedge's, image ← volume).
     shifts : tensor (n, 2)
         Initial (δx, δy), pixels: the series' shifts.
+    axis : bool
+        Also hold one in-plane axis offset ``a`` (degrees) common to all images, added to
+        every image's z₁ (``z₁,eff = a + z₁``; an extension of the paper, which learns z₁
+        per image only). :meth:`fix_gauge` then keeps the mean of the per-image z₁ at 0, so
+        ``a`` holds the common part and z₁ the deviations.
+    per_image : bool
+        Whether the per-image z₁, z₃ are learned (:meth:`angles`); False with ``axis``
+        learns the common offset alone (a single-axis series: one axis, per-image shifts).
     """
 
-    def __init__(self, nominal: torch.Tensor, shifts: torch.Tensor) -> None:
+    def __init__(
+        self,
+        nominal: torch.Tensor,
+        shifts: torch.Tensor,
+        axis: bool = False,
+        per_image: bool = True,
+    ) -> None:
         super().__init__()
         n = nominal.shape[0]
         dev = nominal.device
@@ -72,10 +86,24 @@ class Pose(nn.Module):
         self.z1 = nn.Parameter(torch.zeros(n, dtype=torch.float64, device=dev))
         self.z3 = nn.Parameter(torch.zeros(n, dtype=torch.float64, device=dev))
         self.delta = nn.Parameter(shifts.to(torch.float64).clone())
+        self.axis = nn.Parameter(torch.zeros((), dtype=torch.float64, device=dev)) if axis else None
+        self.per_image = per_image or not axis
+        if not self.per_image:  # held at 0: no gradient, nothing to all-reduce
+            self.z1.requires_grad_(False)
+            self.z3.requires_grad_(False)
+
+    def angles(self) -> list[nn.Parameter]:
+        """The learned angles (degrees): the per-image z₁, z₃ and/or the common offset."""
+        own = [self.z1, self.z3] if self.per_image else []
+        return own + ([self.axis] if self.axis is not None else [])
+
+    def z1_total(self) -> torch.Tensor:
+        """Every image's effective z₁ (n,) degrees: the common axis offset plus its own."""
+        return self.z1 if self.axis is None else self.z1 + self.axis
 
     def effective(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(M, δ)``: M (n, 3, 3) = Z(z₃) Rᵢᵀ Z(z₁) (image → volume), δ (n, 2) pixels."""
-        z1 = rotation_z(torch.deg2rad(self.z1))
+        z1 = rotation_z(torch.deg2rad(self.z1_total()))
         z3 = rotation_z(torch.deg2rad(self.z3))
         return z3 @ self.nominal.transpose(1, 2) @ z1, self.delta
 
@@ -83,8 +111,14 @@ class Pose(nn.Module):
     def fix_gauge(self) -> None:
         """Remove what changes no image: a common z₃ (a turn of the volume about z: mean z₃
         kept at 0) and a translation t of the volume (shift changes ``(R_eff,i t)[:2]``
-        fitted by least squares and removed from δ − δ₀, :func:`remove_translation`)."""
+        fitted by least squares and removed from δ − δ₀, :func:`remove_translation`). With
+        the common axis offset, the mean of the per-image z₁ is moved into it (no image
+        changes)."""
         self.z3.sub_(self.z3.mean())
+        if self.axis is not None:
+            mean = self.z1.mean()
+            self.axis.add_(mean)
+            self.z1.sub_(mean)
         e = remove_translation(self.delta - self.shifts0, self.rotations())
         self.delta.copy_(self.shifts0 + e)
 

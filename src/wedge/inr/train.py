@@ -119,7 +119,12 @@ class INRTraining(Iteration):
         self.net = HSiren(options.width, options.depth, generator=gen).to(dev)
         params = AcquisitionParameters(problem.series, (), dev)
         self.nominal_tilt = params.tilt.detach()
-        self.pose = Pose(params.matrices(torch.float64).detach(), params.shifts.detach())
+        self.pose = Pose(
+            params.matrices(torch.float64).detach(),
+            params.shifts.detach(),
+            axis=options.pose_angles in ("axis", "both"),
+            per_image=options.pose_angles in ("per_image", "both"),
+        )
         self._init_output_bias()
         self.lr_mult = math.sqrt(ranks.world) if options.lr_scaling == "sqrt" else 1.0
         self.opt: torch.optim.Adam | None = None
@@ -168,9 +173,8 @@ class INRTraining(Iteration):
             tv_ray = torch.randint(0, nb, (o.tv_points,), generator=gen).to(dev)
             tv_k = torch.randint(0, s_k, (o.tv_points,), generator=gen).to(dev)
             f = lr_factor(k + j / steps, o.warmup_epochs, self.total_epochs)
-            self.opt.param_groups[0]["lr"] = o.lr * self.lr_mult * f
-            if len(self.opt.param_groups) > 1:
-                self.opt.param_groups[1]["lr"] = o.pose_lr * self.lr_mult * f
+            for group in self.opt.param_groups:
+                group["lr"] = group["base_lr"] * self.lr_mult * f
             mine = self.ranks.share(nb)
             m, delta = self.pose.effective()
             if not learn_pose:
@@ -235,9 +239,14 @@ class INRTraining(Iteration):
             return
         self.net.load_state_dict(state["net"])
         self.pose.load_state_dict(state["pose"])
-        groups = [{"params": list(self.net.parameters()), "lr": self.options.lr}]
-        if self.options.pose:
-            groups.append({"params": list(self.pose.parameters()), "lr": self.options.pose_lr})
+        o = self.options
+        groups = [{"params": list(self.net.parameters()), "base_lr": o.lr}]
+        if o.pose:
+            angle_lr = o.pose_lr if o.pose_angle_lr is None else o.pose_angle_lr
+            groups.append({"params": self.pose.angles(), "base_lr": angle_lr})
+            groups.append({"params": [self.pose.delta], "base_lr": o.pose_lr})
+        for g in groups:
+            g["lr"] = g["base_lr"]
         self.opt = torch.optim.Adam(groups)
         if "adam" in state:
             self.opt.load_state_dict(state["adam"])

@@ -50,6 +50,14 @@ class INROptions:
         Adam learning rate of the network weights (paper: 8e-6).
     pose_lr : float
         Adam learning rate of the pose, in degrees (z₁, z₃) and pixels (δ) (paper: 5e-2).
+    pose_angle_lr : float or None
+        Adam learning rate of the angles (z₁, z₃ and the common axis offset), degrees per
+        step; None uses ``pose_lr`` (the paper's single pose rate).
+    pose_angles : {"per_image", "axis", "both"}
+        Which angles ``pose=True`` learns: "per_image" z₁ and z₃ of every image (the
+        paper's); "axis" one in-plane tilt-axis offset common to all images, added to every
+        z₁, and no per-image angles; "both" the common offset and the per-image z₁, z₃.
+        The common offset goes beyond the paper (docs/inr.md, "Pose").
     warmup_epochs : int
         Linear learning-rate warm-up; cosine annealing to 0 after it.
     batch_size : int
@@ -83,6 +91,8 @@ class INROptions:
     depth: int = 4
     lr: float = 8e-6
     pose_lr: float = 5e-2
+    pose_angle_lr: float | None = None
+    pose_angles: Literal["per_image", "axis", "both"] = "per_image"
     warmup_epochs: int = 10
     batch_size: int = 1024
     loss: Literal["smooth_l1", "l2"] = "smooth_l1"
@@ -110,12 +120,25 @@ class INROptions:
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
                 raise ValueError(f"inr option {name} must be a positive number, got {v!r}.")
+        v = self.pose_angle_lr
+        if v is not None and not (
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+        ):
+            raise ValueError(
+                f"inr option pose_angle_lr must be a positive number or None (use pose_lr), "
+                f"got {v!r}."
+            )
         if not (isinstance(self.tv_weight, int | float) and self.tv_weight >= 0):
             raise ValueError(f"inr option tv_weight must be ≥ 0, got {self.tv_weight!r}.")
         if not (isinstance(self.ramp_factor, int | float) and self.ramp_factor >= 1):
             raise ValueError(f"inr option ramp_factor must be ≥ 1, got {self.ramp_factor!r}.")
         if self.loss not in ("smooth_l1", "l2"):
             raise ValueError(f"inr option loss must be 'smooth_l1' or 'l2', got {self.loss!r}.")
+        if self.pose_angles not in ("per_image", "axis", "both"):
+            raise ValueError(
+                f"inr option pose_angles must be 'per_image', 'axis' or 'both', got "
+                f"{self.pose_angles!r}."
+            )
         if self.lr_scaling not in ("none", "sqrt"):
             raise ValueError(
                 f"inr option lr_scaling must be 'none' or 'sqrt', got {self.lr_scaling!r}."
