@@ -373,6 +373,7 @@ def test_joint_pose_learning_recovers_shifts_and_only_part_of_an_axis_error_at_3
         ({"lr": 0.0}, "lr must be a positive number"),
         ({"pose_lr": -1e-2}, "pose_lr must be a positive number"),
         ({"holdout": 0.6}, r"hold-out fraction in \(0, 0.5\]"),
+        ({"holdout": 0.0}, r"hold-out fraction in \(0, 0.5\]"),
         ({"refine": ["shifts"]}, "with pose=True; drop refine="),
         ({"x0": np.zeros((24, 24, 24), np.float32)}, "takes no x0"),
         ({"warmup_epochs": 5, "iterations": 5}, "must be shorter than the run"),

@@ -293,7 +293,7 @@ def run_linear(
     from .methods.algebraic import _fast_path
     from .outofcore import SLAB_METHODS
 
-    if run.holdout > 0 or run.checkpoint is not None:
+    if run.holdout or run.checkpoint is not None:
         raise ValueError(
             "hold-out stopping and checkpoints are not supported under a process group of "
             f"{w.size} ranks (rank-local errors, one file for many writers); run without them."

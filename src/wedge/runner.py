@@ -105,8 +105,10 @@ class RunOptions:
         Show a progress bar.
     tol : float or None
         Stop when ‖x_k − x_{k−1}‖ / ‖x_k‖ falls below ``tol``.
-    holdout : float
-        Fraction of detector pixels withheld for hold-out early stopping (0 disables).
+    holdout : float or None
+        Fraction of detector pixels withheld for hold-out early stopping; 0 disables it,
+        None (unset) leaves it to the method (off everywhere except ``inr``, whose default
+        is 0.2).
     patience : int
         Iterations of rising hold-out error tolerated before stopping.
     checkpoint : path or None
@@ -127,7 +129,7 @@ class RunOptions:
 
     progress: bool = True
     tol: float | None = None
-    holdout: float = 0.0
+    holdout: float | None = None
     patience: int = 3
     checkpoint: str | Path | None = None
     checkpoint_every: int = 10
@@ -139,7 +141,7 @@ class RunOptions:
     def __post_init__(self) -> None:
         for name, (tp, _) in option_fields(type(self)).items():
             object.__setattr__(self, name, coerce_field("runner", name, tp, getattr(self, name)))
-        if not 0.0 <= self.holdout < 1.0:
+        if self.holdout is not None and not 0.0 <= self.holdout < 1.0:
             raise ValueError(f"holdout must be a fraction in [0, 1), got {self.holdout}.")
         if self.tol is not None and not self.tol > 0:
             raise ValueError(f"tol must be positive, got {self.tol}.")
@@ -168,7 +170,7 @@ def holdout_mask(shape: Sequence[int], fraction: float, seed: int, device: Any) 
 
 def data_weight(data: torch.Tensor, options: RunOptions) -> torch.Tensor | None:
     """The 0/1 data weight of ``options.holdout`` for ``data`` (None when hold-out is off)."""
-    if options.holdout <= 0:
+    if not options.holdout:  # None (unset) or 0
         return None
     return holdout_mask(data.shape, options.holdout, options.seed, data.device)
 

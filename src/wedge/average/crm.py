@@ -489,7 +489,7 @@ def crm(
     _check_common(iterations, relaxation)
     opts = options or CRMOptions()
     run = run or RunOptions(progress=False)
-    if run.holdout > 0 or run.checkpoint is not None:
+    if run.holdout or run.checkpoint is not None:
         raise ValueError(
             "crm does not support hold-out or checkpoints (the backgrounds live outside the "
             "runner's state); set holdout=0 and checkpoint=None."

@@ -9,8 +9,8 @@ of the field along its ray (:mod:`wedge.inr.rays`), and the network weights and,
 
 ``iterations`` counts **epochs** (one pass over every training pixel); the default is
 :data:`DEFAULT_EPOCHS`. A hold-out split is always used: the runner option ``holdout``
-(fraction of pixels withheld, in (0, 0.5]) defaults to 0.2 here when left at the runner's
-0, and the volume of the lowest hold-out error is returned. Under ``torchrun`` (an
+(fraction of pixels withheld, in (0, 0.5]) defaults to 0.2 here when left unset (None),
+0 is refused, and the volume of the lowest hold-out error is returned. Under ``torchrun`` (an
 initialised default process group) training is data-parallel (:mod:`wedge.inr.distributed`).
 """
 
@@ -33,7 +33,7 @@ __all__ = ["INROptions", "inr", "DEFAULT_EPOCHS", "DEFAULT_HOLDOUT", "training_b
 
 #: default number of epochs (``iterations``)
 DEFAULT_EPOCHS = 40
-#: hold-out fraction used when the runner's ``holdout`` is left at 0
+#: hold-out fraction used when the runner's ``holdout`` is left unset (None)
 DEFAULT_HOLDOUT = 0.2
 
 
@@ -162,7 +162,7 @@ def _extra_bytes(volume_shape: tuple[int, int, int], options: Any) -> int:
 
 
 def _holdout(run: RunOptions) -> RunOptions:
-    if run.holdout == 0.0:
+    if run.holdout is None:
         return dataclasses.replace(run, holdout=DEFAULT_HOLDOUT)
     if not 0.0 < run.holdout <= 0.5:
         raise ValueError(
