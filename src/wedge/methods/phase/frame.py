@@ -36,7 +36,14 @@ import torch.nn.functional as F
 
 from ...geometry import euler_to_matrix
 from ...models import shift_images
-from ...multislice import MultisliceOptions, _Multislice, _setup, _short_slab_correction, bin_slices
+from ...multislice import (
+    MultisliceOptions,
+    _forward_waves,
+    _Multislice,
+    _setup,
+    _short_slab_correction,
+    bin_slices,
+)
 from ...optics import Microscope, aberration_phase, aperture_mask, spatial_frequencies
 from ...parameters import AcquisitionParameters
 
@@ -284,15 +291,49 @@ class BeamFrame:
         img = _Multislice.apply(
             slabs, self.psi0, self.prop, h, self.mic.sigma, 0.0, self.opts.checkpoint
         )
-        sh = p.shifts[i].expand(img.shape[0], 2)
+        return self._place(img, p, i)
+
+    def _place(self, img: torch.Tensor, p: AcquisitionParameters, i: int) -> torch.Tensor:
+        """Shift images (..., k, Y', X') of tilt ``i`` by ``p.shifts[i]`` (+ focal shifts)
+        and crop the padding."""
+        k = img.shape[-3]
+        sh = p.shifts[i].expand(k, 2)
         if p.focal_shifts is not None:
             sh = sh + p.focal_shifts[i]  # (k, 2): the tilt's shift + each image's own
         if sh.requires_grad or bool(torch.any(sh != 0)):
-            img = shift_images(img, sh)
+            lead = img.shape[:-3]
+            flat = img.reshape(-1, *img.shape[-2:])
+            img = shift_images(flat, sh.expand(*lead, k, 2).reshape(-1, 2)).reshape(img.shape)
         if self.pad:
             c = self.pad
-            img = img[:, c:-c, c:-c]
+            img = img[..., c:-c, c:-c]
         return img
+
+    def exit_spectrum(self, volume: torch.Tensor, p: AcquisitionParameters, i: int) -> torch.Tensor:
+        """Ψ (Y', X') = FFT of the exit wave of tilt ``i`` (before the transfer function),
+        without gradient: with :meth:`images_at_defocus` it gives the images at any number
+        of candidate defoci for the cost of one multislice pass."""
+        with torch.no_grad():
+            g = self.rotation(i, self.pose_matrix(p, i).detach(), cache=True)
+            slabs = bin_slices(self.rotate(volume, g), self.opts.n_bin) * self.d
+            if self.opts.mode == "single":
+                slabs = slabs.sum(0, keepdim=True)
+            psi, _ = _forward_waves(slabs, self.psi0, self.prop, self.mic.sigma, 0.0, 1 << 30)
+            return torch.fft.fft2(psi)
+
+    def images_at_defocus(
+        self, spec: torch.Tensor, defocus: torch.Tensor, p: AcquisitionParameters, i: int
+    ) -> torch.Tensor:
+        """Images (..., k, Y, X) of tilt ``i`` from its exit spectrum ``spec``
+        (:meth:`exit_spectrum`) at the defoci ``defocus`` (..., k) Å (positive underfocus,
+        measured from the volume's exit surface), C3 ``p.c3``; shifted and cropped as
+        :meth:`images` (image j by ``p.shifts[i] + p.focal_shifts[i, j]``)."""
+        with torch.no_grad():
+            df = torch.as_tensor(defocus, dtype=torch.float64, device=spec.device)
+            h = self.transfer(df.reshape(-1), p.c3.detach())
+            psi = torch.fft.ifft2(spec * h)
+            img = (psi.real**2 + psi.imag**2).reshape(*df.shape, *spec.shape)
+            return self._place(img, p, i)
 
     def wave_bytes(self, n_defocus: int) -> int:
         """Bytes of one tilt's wave stack and images (complex64), for the memory estimate."""
