@@ -123,6 +123,18 @@ def make_copies(
     return copies, np.array(poses, float), obj
 
 
+def sart_keywords(name: str, blocks: str) -> dict:
+    """Keywords that give ``name`` ("crm" or an average) the SART updates ``blocks`` asks
+    for: "image" (wedge's per-image ``sart``, CRM ``block="image"``) or "copy" (one update
+    per copy, the paper's wording: the averages by wedge's ``sirt``, which is Eq. 19 for one
+    copy, and CRM ``block="copy"``)."""
+    from wedge.average import CRMOptions
+
+    if name == "crm":
+        return {"options": CRMOptions(block=blocks)}
+    return {"method": "sart" if blocks == "image" else "sirt"}
+
+
 def scores(x: np.ndarray, ref: np.ndarray) -> dict[str, float]:
     """PSNR, SSIM, PCC of the (Z, X) images and FRC 0.5 resolution (pixels)."""
     from wedge.metrics import compute_metrics, fsc

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from average_phantoms import make_copies, scores
+from average_phantoms import make_copies, sart_keywords, scores
 
 from wedge.average import CRMOptions, crm, masked_fourier_average, simple_average
 
@@ -42,22 +42,14 @@ DATASETS = ("shepp", "ribosome", "ribosome0")
 
 def _run(methods, copies, poses, obj, iterations=20, blocks="image"):
     """Scores of each method; ``blocks``: SART updates per image, or once per copy
-    (the paper's wording: the baselines then run wedge's SIRT, which is Eq. 19 for one
-    copy, and CRM ``block="copy"``)."""
+    (:func:`average_phantoms.sart_keywords`)."""
     out = {}
     for name in methods:
         if name == "crm-sirt":  # the supplement's SIRT variant, relaxation 1.9
             r = crm(copies, poses, obj.shape, solver="sirt", iterations=iterations, relaxation=1.9)
-        elif name == "crm":
-            r = crm(
-                copies, poses, obj.shape, iterations=iterations, relaxation=0.2,
-                options=CRMOptions(block=blocks),
-            )  # fmt: skip
         else:
-            method = "sart" if blocks == "image" else "sirt"
-            r = ALL[name](
-                copies, poses, obj.shape, iterations=iterations, relaxation=0.2, method=method
-            )
+            kw = sart_keywords(name, blocks)
+            r = ALL[name](copies, poses, obj.shape, iterations=iterations, relaxation=0.2, **kw)
         out[name] = scores(r.object, obj)
     return out
 
@@ -115,10 +107,10 @@ def study_convergence(args):
             options=CRMOptions(exact_residual=True, block=args.blocks),
         )  # fmt: skip
         t1 = time.perf_counter()
-        method = "sart" if args.blocks == "image" else "sirt"
         s = simple_average(
-            copies, poses, obj.shape, iterations=args.iterations, relaxation=0.2, method=method
-        )
+            copies, poses, obj.shape, iterations=args.iterations, relaxation=0.2,
+            **sart_keywords("simple", args.blocks),
+        )  # fmt: skip
         t2 = time.perf_counter()
         res[kind] = {
             "crm": [h["rms_reprojection_error"] for h in c.history],

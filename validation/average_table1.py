@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from average_phantoms import make_copies, scores
+from average_phantoms import make_copies, sart_keywords, scores
 
-from wedge.average import CRMOptions, crm, masked_fourier_average, simple_average
+from wedge.average import crm, masked_fourier_average, simple_average
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = {"simple": simple_average, "masked": masked_fourier_average, "crm": crm}
@@ -45,10 +45,7 @@ def main() -> None:
         out[kind], images[kind] = {}, {"truth": obj[:, 0]}
         for name, fn in METHODS.items():
             t0 = time.perf_counter()
-            if name == "crm":
-                kw = {"options": CRMOptions(block=args.blocks)}
-            else:
-                kw = {"method": "sart" if args.blocks == "image" else "sirt"}
+            kw = sart_keywords(name, args.blocks)
             r = fn(copies, poses, obj.shape, iterations=20, relaxation=0.2, **kw)
             out[kind][name] = scores(r.object, obj) | {"seconds": time.perf_counter() - t0}
             images[kind][name] = r.object[:, 0]
