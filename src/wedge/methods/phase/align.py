@@ -178,6 +178,14 @@ def align_shifts(
     return params.to_series(current), history
 
 
+def _check_defocus_grid(series: TiltSeries, radius: float, step: float) -> None:
+    """Refuse a defocus search without defocus values or with a grid that is not positive."""
+    if series.defocus is None:
+        raise ValueError("the series has no defocus to search around; pass defocus=... (Å).")
+    if not (np.isfinite(radius) and np.isfinite(step) and radius > 0 and step > 0):
+        raise ValueError("radius and step must be positive numbers of Å.")
+
+
 def grid_search_defocus(
     series: TiltSeries,
     volume: Any,
@@ -195,10 +203,7 @@ def grid_search_defocus(
     by default), with the series' shifts and ``options.focal_shifts`` applied. Returns the
     defocus (Å, positive underfocus) in the shape of ``series.defocus``.
     """
-    if not (np.isfinite(radius) and np.isfinite(step) and radius > 0 and step > 0):
-        raise ValueError("radius and step must be positive numbers of Å.")
-    if series.defocus is None:
-        raise ValueError("the series has no defocus to search around; pass defocus=... (Å).")
+    _check_defocus_grid(series, radius, step)
     alg, vol = _scorer(series, volume, method, options or PhaseOptions())
     offsets = torch.arange(-radius, radius + step / 2, step, dtype=torch.float64)
     df = alg.params.defocus.detach().to(torch.float64)  # (n, k)
@@ -265,10 +270,7 @@ def align_defocus(
     The series (original images) with the found defocus, and the defocus of every round,
     each in the shape of ``series.defocus``. Follow with ``refine=["defocus"]``.
     """
-    if series.defocus is None:
-        raise ValueError("the series has no defocus to search around; pass defocus=... (Å).")
-    if not (np.isfinite(radius) and np.isfinite(step) and radius > 0 and step > 0):
-        raise ValueError("radius and step must be positive numbers of Å.")
+    _check_defocus_grid(series, radius, step)
     if lowpass is None or np.isscalar(lowpass):
         sigmas = [lowpass] * rounds
     else:
